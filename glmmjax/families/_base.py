@@ -1,0 +1,105 @@
+"""The family interface.
+
+A family is a frozen (hashable) dataclass with a handful of methods, all pure JAX functions
+of arrays. The engine evaluates the conditional log-likelihood
+
+    sum_i  w_i * family.loglik(y_i, eta_i, disp_eta_i, extra, size_i)
+
+where ``eta`` is the linear predictor of the conditional mean, ``disp_eta`` the linear
+predictor of the dispersion model on the family's own log scale (glmmTMB's ``betad`` scale,
+listed in ``disp_scale``), and ``extra`` a small vector of further unconstrained family
+parameters (Student t: log df). A user-defined family subclasses :class:`Family` and fills
+in the same methods.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import jax.numpy as jnp
+import numpy as np
+
+from ._links import Link, get_link
+
+__all__ = ["Family"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """Base class of all families.
+
+    Class attributes a subclass sets:
+        name: glmmTMB's family name ("poisson", "nbinom2", ...).
+        default_link: link name used when none is given.
+        allowed_links: names of the links the family accepts.
+        has_dispersion: whether the family has a dispersion parameter (modelled by ``disp=``).
+        disp_scale: what ``disp_eta`` is, e.g. "log(theta)"; used in summaries.
+        n_extra: number of extra unconstrained parameters (0 for most families).
+        extra_names: their names, e.g. ("log(df)",).
+        discrete: whether the response is a count (True) or continuous.
+    """
+
+    link: Link = None
+    name: ClassVar[str] = "family"
+    default_link: ClassVar[str] = "identity"
+    allowed_links: ClassVar[tuple] = ()
+    has_dispersion: ClassVar[bool] = False
+    disp_scale: ClassVar[str] = ""
+    n_extra: ClassVar[int] = 0
+    extra_names: ClassVar[tuple] = ()
+    discrete: ClassVar[bool] = False
+
+    def __post_init__(self):
+        link = get_link(self.default_link if self.link is None else self.link)
+        if self.allowed_links and link.name not in self.allowed_links:
+            raise ValueError(
+                f"The {self.name} family does not take the {link.name!r} link; "
+                f"use one of {list(self.allowed_links)}"
+            )
+        object.__setattr__(self, "link", link)
+
+    # -- the model ---------------------------------------------------------------------
+    def loglik(self, y, eta, disp_eta, extra, size):
+        """Per-observation log density (or mass) of ``y`` given ``eta`` (shape (n,))."""
+        raise NotImplementedError
+
+    def mean(self, eta, disp_eta=None, extra=None, size=None):
+        """Conditional mean of y (for binomial: of the proportion y/size)."""
+        return self.link.linkinv(eta)
+
+    def variance(self, mu, disp_eta, extra, size=None):
+        """Conditional variance of y given mean ``mu`` (binomial: of y/size)."""
+        raise NotImplementedError
+
+    def sample(self, key, eta, disp_eta, extra, size):
+        """Draw y given ``eta`` (an array of the same shape), using ``jax.random`` key ``key``."""
+        raise NotImplementedError
+
+    # -- set-up (host side, numpy) -----------------------------------------------------
+    def check_response(self, y, size=None):
+        """Raise ValueError naming the problem if ``y`` is outside the family's support."""
+        y = np.asarray(y, dtype=float)
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"The response has non-finite values (NaN or inf); the {self.name} family needs finite values")
+
+    def initial_mu(self, y, size=None):
+        """A starting mean for the GLM fit (host side)."""
+        y = np.asarray(y, dtype=float)
+        return np.full_like(y, np.mean(y))
+
+    def initial_disp(self, y, mu, size=None) -> float:
+        """A starting value of ``disp_eta`` (host side), given data and fitted means."""
+        return 0.0
+
+    def initial_extra(self, y, mu, size=None) -> np.ndarray:
+        return np.zeros(self.n_extra)
+
+    def dispersion_parameters(self, disp_eta, extra) -> dict:
+        """Named dispersion parameters on their natural scale, as R reports them.
+
+        For example {"theta": 0.54} for nbinom2 or {"sigma": 0.3, "df": 5.1} for t.
+        """
+        return {}
+
+    def __repr__(self):
+        return f"{type(self).__name__}(link={self.link.name!r})"

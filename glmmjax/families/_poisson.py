@@ -1,0 +1,50 @@
+"""Poisson family.
+
+    log p(y | mu) = y log(mu) - mu - log(y!),      Var(y) = mu
+
+With the log link the density is evaluated on the eta scale (y * eta - exp(eta)), which is
+exact and never takes log(0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.special as jsp
+import numpy as np
+
+from ._base import Family
+from ._checks import check_counts
+
+__all__ = ["Poisson"]
+
+
+@dataclass(frozen=True)
+class Poisson(Family):
+    name = "poisson"
+    default_link = "log"
+    allowed_links = ("log", "identity", "sqrt")
+    discrete = True
+
+    def loglik(self, y, eta, disp_eta, extra, size):
+        if self.link.name == "log":
+            log_mu, mu = eta, jnp.exp(eta)
+        else:
+            mu = self.link.linkinv(eta)
+            log_mu = jnp.log(mu)
+        return y * log_mu - mu - jsp.gammaln(y + 1.0)
+
+    def variance(self, mu, disp_eta, extra, size=None):
+        return mu
+
+    def sample(self, key, eta, disp_eta, extra, size):
+        mu = self.link.linkinv(eta)
+        return jax.random.poisson(key, mu, shape=jnp.shape(mu)).astype(jnp.result_type(float))
+
+    def check_response(self, y, size=None):
+        check_counts(y, self.name)
+
+    def initial_mu(self, y, size=None):
+        y = np.asarray(y, dtype=float)
+        return y + 0.1
