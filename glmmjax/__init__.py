@@ -10,3 +10,6 @@ _jax.config.update("jax_enable_x64", True)
 from . import datasets  # noqa: E402
 
 __version__ = "0.1.0"
+from . import families  # noqa: E402
+from ._model import GLMM, glmm  # noqa: E402
+from .results import FitResult  # noqa: E402

@@ -61,7 +61,7 @@ class Design:
         rows: the index labels of the data rows used (after dropping missing values).
         n_dropped: how many rows were dropped for missing values.
         dropped_columns: names of aliased fixed-effect columns that were dropped.
-        fixed_info: opaque object used by ``Design.new_fixed`` to rebuild X on new data.
+        fixed_info: opaque object used by ``glmmjax.design.new_data`` to rebuild X on new data.
     """
 
     formula: str

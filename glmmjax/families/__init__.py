@@ -1,0 +1,81 @@
+"""Response families for glmmjax (names and parameterizations follow glmmTMB 1.1.5).
+
+Each family is a frozen dataclass (hashable, usable as a static jit argument) holding its
+link; see :mod:`glmmjax.families._base` for the interface. ``get_family`` turns a name
+("poisson", "nbinom2", "Gamma", ...) or an instance into a Family.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ._base import Family
+from ._beta import Beta
+from ._binomial import Binomial
+from ._gamma import Gamma
+from ._gaussian import Gaussian
+from ._links import Link, get_link
+from ._nbinom1 import NegativeBinomial1
+from ._nbinom2 import NBinom2, NegativeBinomial2
+from ._poisson import Poisson
+from ._student_t import StudentT
+
+__all__ = [
+    "Family",
+    "Gaussian",
+    "Binomial",
+    "Poisson",
+    "NegativeBinomial2",
+    "NBinom2",
+    "NegativeBinomial1",
+    "Gamma",
+    "Beta",
+    "StudentT",
+    "Link",
+    "get_link",
+    "get_family",
+    "FAMILIES",
+]
+
+#: glmmTMB family names (and a few aliases) -> family class
+FAMILIES = {
+    "gaussian": Gaussian,
+    "binomial": Binomial,
+    "poisson": Poisson,
+    "nbinom2": NegativeBinomial2,
+    "nbinom1": NegativeBinomial1,
+    "Gamma": Gamma,
+    "gamma": Gamma,
+    "beta": Beta,
+    "beta_family": Beta,
+    "t": StudentT,
+}
+
+
+def get_family(family, link=None) -> Family:
+    """Return a Family instance.
+
+    ``family`` is a glmmTMB family name ("gaussian", "binomial", "poisson", "nbinom2",
+    "nbinom1", "Gamma"/"gamma", "beta"/"beta_family", "t") or a Family instance. ``link``
+    (a name or Link instance) overrides the default link, or the instance's link.
+    """
+    if isinstance(family, Family):
+        if link is None:
+            return family
+        return dataclasses.replace(family, link=get_link(link))
+    if isinstance(family, type) and issubclass(family, Family):
+        raise TypeError(
+            f"Expected a Family instance ({family.__name__}()), got the class {family.__name__}"
+        )
+    if isinstance(family, str):
+        cls = FAMILIES.get(family)
+        if cls is None:
+            cls = FAMILIES.get(family.strip().lower())
+        if cls is None:
+            raise ValueError(
+                f"Unknown family {family!r}; known families are {sorted(set(FAMILIES), key=str.lower)}"
+            )
+        return cls(link=link)
+    raise TypeError(
+        f"family must be a family name such as 'poisson' or a Family instance such as Poisson(); "
+        f"got {type(family).__name__} {family!r}"
+    )

@@ -37,6 +37,8 @@ class Family:
         n_extra: number of extra unconstrained parameters (0 for most families).
         extra_names: their names, e.g. ("log(df)",).
         discrete: whether the response is a count (True) or continuous.
+        canonical_link: name of the family's canonical link (None when the family has no
+            canonical link among its links, as for nbinom2, nbinom1, beta and t).
     """
 
     link: Link = None
@@ -48,6 +50,7 @@ class Family:
     n_extra: ClassVar[int] = 0
     extra_names: ClassVar[tuple] = ()
     discrete: ClassVar[bool] = False
+    canonical_link: ClassVar = None
 
     def __post_init__(self):
         link = get_link(self.default_link if self.link is None else self.link)
@@ -57,6 +60,11 @@ class Family:
                 f"use one of {list(self.allowed_links)}"
             )
         object.__setattr__(self, "link", link)
+
+    @property
+    def canonical(self) -> bool:
+        """Whether the link is the family's canonical link (for information only)."""
+        return self.canonical_link is not None and self.link.name == self.canonical_link
 
     # -- the model ---------------------------------------------------------------------
     def loglik(self, y, eta, disp_eta, extra, size):

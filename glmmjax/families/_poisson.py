@@ -1,9 +1,10 @@
 """Poisson family.
 
-    log p(y | mu) = y log(mu) - mu - log(y!),      Var(y) = mu
+    log p(y | mu) = y log(mu) - mu - log(y!),      E(y) = Var(y) = mu
 
-With the log link the density is evaluated on the eta scale (y * eta - exp(eta)), which is
-exact and never takes log(0).
+No dispersion parameter. Links: log (canonical), identity, sqrt. With the log link the
+density is evaluated on the eta scale (y * eta - exp(eta)), which is exact and never takes
+log(0).
 """
 from __future__ import annotations
 
@@ -16,31 +17,31 @@ import numpy as np
 
 from ._base import Family
 from ._checks import check_counts
+from ._stable import float_dtype
 
 __all__ = ["Poisson"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Poisson(Family):
     name = "poisson"
     default_link = "log"
     allowed_links = ("log", "identity", "sqrt")
+    canonical_link = "log"
     discrete = True
 
     def loglik(self, y, eta, disp_eta, extra, size):
         if self.link.name == "log":
-            log_mu, mu = eta, jnp.exp(eta)
-        else:
-            mu = self.link.linkinv(eta)
-            log_mu = jnp.log(mu)
-        return y * log_mu - mu - jsp.gammaln(y + 1.0)
+            return y * eta - jnp.exp(eta) - jsp.gammaln(y + 1.0)
+        mu = self.link.linkinv(eta)
+        return jsp.xlogy(y, mu) - mu - jsp.gammaln(y + 1.0)
 
     def variance(self, mu, disp_eta, extra, size=None):
         return mu
 
     def sample(self, key, eta, disp_eta, extra, size):
         mu = self.link.linkinv(eta)
-        return jax.random.poisson(key, mu, shape=jnp.shape(mu)).astype(jnp.result_type(float))
+        return jax.random.poisson(key, mu, shape=jnp.shape(mu)).astype(float_dtype(mu))
 
     def check_response(self, y, size=None):
         check_counts(y, self.name)

@@ -1,0 +1,2 @@
+"""Fitted models: estimates, summaries, prediction and simulation."""
+from ._result import FitResult as FitResult

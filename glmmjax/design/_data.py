@@ -1,0 +1,122 @@
+"""Data columns as R sees them: checks, missing values, factors and grouping factors.
+
+Factors follow R's ``factor()``: a pandas Categorical keeps its category order (the first
+is the reference level), strings get sorted levels, booleans the levels FALSE, TRUE and
+numbers (as grouping factors) numerically sorted levels printed like R prints them.
+Levels that do not occur in the rows used are dropped, as lme4's model frame does.
+"""
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import (
+    is_bool_dtype, is_numeric_dtype, is_object_dtype, is_string_dtype,
+)
+
+from ._contrasts import level_label
+
+__all__ = [
+    "check_columns", "is_factor", "is_ordered", "factor_levels", "as_factor",
+    "missing_mask", "group_levels_and_codes", "group_codes_for",
+]
+
+
+def check_columns(names, data: pd.DataFrame, where: str) -> None:
+    """Raise a ValueError naming every variable of ``names`` that ``data`` lacks."""
+    for name in names:
+        if name in data.columns:
+            continue
+        columns = [str(c) for c in data.columns]
+        close = difflib.get_close_matches(name, columns, n=3)
+        hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+        raise ValueError(f"unknown column {name!r} in {where}; {hint}"
+                         f"available columns: {', '.join(columns)}")
+
+
+def is_factor(series: pd.Series) -> bool:
+    """Whether R would treat the column as a factor (categorical, string or logical)."""
+    dtype = series.dtype
+    return (isinstance(dtype, pd.CategoricalDtype) or is_bool_dtype(dtype)
+            or is_object_dtype(dtype) or is_string_dtype(dtype))
+
+
+def is_ordered(series: pd.Series) -> bool:
+    return isinstance(series.dtype, pd.CategoricalDtype) and bool(series.dtype.ordered)
+
+
+def _row_labels(series: pd.Series) -> np.ndarray:
+    """Each row's value as R prints it, None where missing."""
+    values = series.astype(object).to_numpy()
+    return np.array([None if pd.isna(v) else level_label(v) for v in values], dtype=object)
+
+
+def factor_levels(series: pd.Series) -> tuple:
+    """The levels (as strings, in R's order) of the values that occur in ``series``."""
+    present = series.dropna()
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        used = set(present.astype(object))
+        ordered = [c for c in series.cat.categories if c in used]
+    elif is_numeric_dtype(series.dtype) or is_bool_dtype(series.dtype):
+        ordered = sorted(set(present.astype(object)))
+    else:
+        ordered = sorted(set(present.astype(str)))
+    return tuple(level_label(v) for v in ordered)
+
+
+def as_factor(series: pd.Series, levels: tuple) -> pd.Categorical:
+    """``series`` as a Categorical of R-style labels with the given levels.
+
+    Raises:
+        ValueError: if a value is not one of ``levels``.
+    """
+    labels = _row_labels(series)
+    unknown = sorted({lab for lab in labels if lab is not None} - set(levels))
+    if unknown:
+        raise ValueError(f"factor {series.name!r} has levels not in the fitted data: "
+                         f"{', '.join(map(repr, unknown[:5]))}")
+    return pd.Categorical(labels, categories=list(levels))
+
+
+def missing_mask(data: pd.DataFrame, names) -> np.ndarray:
+    """True for rows with a missing value in any of the columns ``names``."""
+    mask = np.zeros(len(data), dtype=bool)
+    for name in names:
+        mask |= pd.isna(data[name]).to_numpy()
+    return mask
+
+
+def _component_codes(series: pd.Series):
+    levels = factor_levels(series)
+    index = {lab: i for i, lab in enumerate(levels)}
+    codes = np.array([index[lab] for lab in _row_labels(series)], dtype=np.int64)
+    return levels, codes
+
+
+def group_levels_and_codes(data: pd.DataFrame, components: list):
+    """Levels and row codes of the grouping factor ``a:b:...`` (only observed levels).
+
+    Interaction levels are ordered with the first component varying slowest and are
+    labelled "a:b", as R's ``a:b`` followed by dropping unused levels.
+    """
+    parts = [_component_codes(data[name]) for name in components]
+    if len(parts) == 1:
+        levels, codes = parts[0]
+        return levels, codes.astype(np.int32)
+    stacked = np.column_stack([codes for _, codes in parts])
+    combos, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    levels = tuple(":".join(parts[j][0][c] for j, c in enumerate(combo)) for combo in combos)
+    return levels, inverse.reshape(-1).astype(np.int32)
+
+
+def group_codes_for(data: pd.DataFrame, components: list, levels: tuple) -> np.ndarray:
+    """Codes of new rows in the fitted ``levels``; -1 for levels not seen in the fit."""
+    labels = [_row_labels(data[name]) for name in components]
+    index = {lab: i for i, lab in enumerate(levels)}
+    codes = np.full(len(data), -1, dtype=np.int32)
+    for row in range(len(data)):
+        parts = [lab[row] for lab in labels]
+        if all(p is not None for p in parts):
+            codes[row] = index.get(":".join(parts), -1)
+    return codes

@@ -1,0 +1,183 @@
+"""Model matrices from the right-hand side of an R formula, in R's order and with R's names.
+
+patsy does the work (formula algebra, contrasts, stateful transforms), but it orders terms
+differently from R and names columns its own way. Here
+
+* factors are wrapped as ``C(f, RTreatment)`` etc. so their columns get R's names;
+* terms are put in R's order: intercept, then by degree (main effects, two-way
+  interactions, ...), in formula order within a degree;
+* columns are named as R names them ("YEAR96", "I(age^2)", "a:b");
+* aliased columns (linear combinations of earlier ones) can be dropped, as lm/lme4 do.
+
+The resulting :class:`MatrixInfo` rebuilds the same columns on new data.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from patsy import (
+    DesignInfo, EvalFactor, ModelDesc, PatsyError, Term, build_design_matrices,
+    design_matrix_builders,
+)
+
+from glmmjax.formula import deparse, patsy_code, python_code, variables
+from glmmjax.formula._syntax import Call, Name, Node
+
+from ._contrasts import contrast_for
+from ._data import as_factor, check_columns, factor_levels, is_factor, is_ordered
+from ._env import CONTRAST_NAMES, eval_env
+
+__all__ = ["MatrixInfo", "build_matrix", "aliased_columns"]
+
+INTERCEPT = "(Intercept)"
+
+
+@dataclass(frozen=True, eq=False)
+class MatrixInfo:
+    """What is needed to rebuild a model matrix on new data.
+
+    Attributes:
+        design_info: patsy's DesignInfo (holds codings and stateful-transform state).
+        order: column indices putting patsy's columns into R's order.
+        keep: indices (into the R-ordered columns) of the columns kept.
+        names: names of the kept columns.
+        variables: the data columns the matrix uses.
+        factor_levels: levels (strings) of every factor column, as in the fitted data.
+    """
+
+    design_info: DesignInfo
+    order: np.ndarray
+    keep: np.ndarray
+    names: tuple
+    variables: tuple
+    factor_levels: dict
+
+    def build(self, data: pd.DataFrame) -> np.ndarray:
+        """The model matrix of ``data`` with the same columns as the original."""
+        check_columns(self.variables, data, "new data")
+        prepared = _prepare(data, self.variables, self.factor_levels)
+        try:
+            (matrix,) = build_design_matrices([self.design_info], prepared, NA_action="raise")
+        except PatsyError as err:
+            raise ValueError(f"could not build the model matrix on new data: {err}") from err
+        return np.asarray(matrix, dtype=float)[:, self.order][:, self.keep]
+
+
+def build_matrix(node: Node, data: pd.DataFrame, contrasts=None, *,
+                 drop_aliased: bool = False):
+    """Model matrix of the formula right-hand side ``node`` on ``data``.
+
+    Returns:
+        (X, names, info, dropped): the matrix, its column names, a :class:`MatrixInfo`,
+        and the names of aliased columns dropped (only with ``drop_aliased``).
+    """
+    contrasts = dict(contrasts or {})
+    used = variables(node)
+    check_columns(used, data, "the formula")
+    levels = {name: factor_levels(data[name]) for name in used if is_factor(data[name])}
+    r_names: dict = {}
+
+    def leaf(n: Node) -> str:
+        code = _leaf_code(n, data, levels, contrasts)
+        r_names[EvalFactor(code).code] = deparse(n)
+        return code
+
+    terms = _r_ordered_terms(ModelDesc.from_formula(patsy_code(node, leaf)).rhs_termlist)
+    prepared = _prepare(data, used, levels)
+    try:
+        (design_info,) = design_matrix_builders([terms], lambda: iter([prepared]), eval_env(),
+                                                NA_action="raise")
+        (matrix,) = build_design_matrices([design_info], prepared, NA_action="raise")
+    except PatsyError as err:
+        raise ValueError(f"could not build the model matrix for {deparse(node)!r}: {err}") from err
+    order, names = _r_columns(terms, design_info, r_names)
+    X = np.asarray(matrix, dtype=float)[:, order]
+    aliased = aliased_columns(X) if drop_aliased else []
+    keep = np.setdiff1d(np.arange(X.shape[1]), aliased)
+    dropped = tuple(names[j] for j in aliased)
+    kept_names = tuple(names[j] for j in keep)
+    info = MatrixInfo(design_info, order, keep, kept_names, tuple(used), levels)
+    return X[:, keep], kept_names, info, dropped
+
+
+def _leaf_code(node: Node, data: pd.DataFrame, levels: dict, contrasts: dict) -> str:
+    """patsy factor code for a variable or call, wrapping factors to carry R contrasts."""
+    if isinstance(node, Name) and node.name in levels:
+        ordered = is_ordered(data[node.name])
+        contrast = contrast_for(contrasts.get(node.name), ordered, node.name)
+        return f"C({python_code(node)}, {CONTRAST_NAMES[type(contrast)]})"
+    if isinstance(node, Call) and node.func in ("factor", "as.factor") and len(node.args) == 1:
+        label = deparse(node)
+        contrast = contrast_for(contrasts.get(label), False, label)
+        return f"C({python_code(node.args[0].value)}, {CONTRAST_NAMES[type(contrast)]})"
+    return python_code(node)
+
+
+def _r_ordered_terms(terms: list) -> list:
+    """Terms in R's order: by degree, stable; factors inside a term in formula order."""
+    first_seen: dict = {}
+    for term in terms:
+        for factor in term.factors:
+            first_seen.setdefault(factor, len(first_seen))
+    ordered = sorted(terms, key=lambda t: len(t.factors))
+    return [Term(sorted(t.factors, key=first_seen.__getitem__)) for t in ordered]
+
+
+def _r_columns(terms: list, design_info: DesignInfo, r_names: dict):
+    """Column permutation from patsy's order to R's, and the R names in that order."""
+    order, names = [], []
+    for term in terms:
+        span = design_info.term_slices[term]
+        order.extend(range(span.start, span.stop))
+        names.extend(_term_names(term, design_info, r_names))
+    return np.array(order, dtype=np.int64), tuple(names)
+
+
+def _term_names(term: Term, design_info: DesignInfo, r_names: dict) -> list:
+    if not term.factors:
+        return [INTERCEPT]
+    names = []
+    for subterm in design_info.term_codings[term]:
+        pieces = []
+        for factor in subterm.factors:
+            label = r_names[factor.code]
+            if factor in subterm.contrast_matrices:
+                suffixes = subterm.contrast_matrices[factor].column_suffixes
+                pieces.append([label + s for s in suffixes])
+            else:
+                ncol = design_info.factor_infos[factor].num_columns
+                pieces.append([label] if ncol == 1 else [f"{label}{j + 1}" for j in range(ncol)])
+        # R (and patsy) let the left-most factor vary fastest.
+        for combo in itertools.product(*reversed(pieces)):
+            names.append(":".join(reversed(combo)))
+    return names
+
+
+def _prepare(data: pd.DataFrame, used, levels: dict) -> pd.DataFrame:
+    """The columns patsy evaluates: factors as Categoricals of R labels, the rest as is.
+
+    A data frame (not a dict) so patsy knows the number of rows even for ``~ 1``.
+    """
+    columns = {name: as_factor(data[name], levels[name]) if name in levels
+               else data[name].to_numpy() for name in used}
+    return pd.DataFrame(columns, index=data.index)
+
+
+def aliased_columns(X: np.ndarray, tol: float = 1e-7) -> list:
+    """Indices of columns that are (numerically) linear combinations of earlier columns."""
+    basis = np.empty((X.shape[0], 0))
+    aliased = []
+    for j in range(X.shape[1]):
+        x = X[:, j]
+        norm = np.linalg.norm(x)
+        resid = x - basis @ (basis.T @ x)
+        resid -= basis @ (basis.T @ resid)  # re-orthogonalise for stability
+        rnorm = np.linalg.norm(resid)
+        if norm == 0 or rnorm <= tol * norm:
+            aliased.append(j)
+        else:
+            basis = np.column_stack([basis, resid / rnorm])
+    return aliased

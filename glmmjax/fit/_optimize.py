@@ -1,0 +1,97 @@
+"""Outer optimizers: optax L-BFGS (default) and optimistix BFGS, both jit- and map-able.
+
+Both minimize a function ``fun(x, aux) -> (value, aux')`` where ``aux`` is a warm-start
+state carried between accepted iterates (the random-effect modes of the Laplace objective).
+Convergence is judged on the gradient: the loop stops when max|grad| <= gtol, when the
+objective stops decreasing (``ftol`` relative, three iterations running), or at ``maxiter``.
+The caller reports ``max|grad|`` and never trusts a "success" flag without it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+import optimistix as optx
+
+from ._lbfgs import lbfgs
+
+__all__ = ["OptimizerOptions", "OptResult", "minimize"]
+
+
+@dataclass(frozen=True)
+class OptimizerOptions:
+    """Settings of the outer optimizer (hashable: part of the compiled function's key).
+
+    Attributes:
+        method: "lbfgs" (optax L-BFGS with a zoom line search) or "bfgs" (optimistix BFGS).
+        gtol: stop when max|gradient| falls below this.
+        ftol: relative decrease below which an iteration counts as stalled.
+        maxiter: iteration limit.
+        memory: L-BFGS history length.
+    """
+
+    method: str = "lbfgs"
+    gtol: float = 1e-6
+    ftol: float = 1e-13
+    maxiter: int = 500
+    memory: int = 20
+
+    def __post_init__(self):
+        if self.method not in _METHODS:
+            raise ValueError(f"Unknown optimizer {self.method!r}; choose one of {sorted(_METHODS)}")
+
+
+class OptResult(NamedTuple):
+    x: jax.Array
+    value: jax.Array
+    grad: jax.Array
+    aux: object
+    iterations: jax.Array
+
+
+def _lbfgs(fun, x0, aux0, opts: OptimizerOptions) -> OptResult:
+    opt = optax.lbfgs(memory_size=opts.memory, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=40))
+    vg = jax.value_and_grad(fun, has_aux=True)
+    (v0, aux0), g0 = vg(x0, aux0)
+
+    def cond(c):
+        x, st, aux, v, g, it, stall, ok = c
+        return (it < opts.maxiter) & (jnp.max(jnp.abs(g)) > opts.gtol) & (stall < 3) & ok
+
+    def body(c):
+        x, st, aux, v, g, it, stall, _ = c
+        upd, st_new = opt.update(g, st, x, value=v, grad=g, value_fn=lambda p: fun(p, aux)[0])
+        x_new = optax.apply_updates(x, upd)
+        (v_new, aux_new), g_new = vg(x_new, aux)
+        ok = jnp.isfinite(v_new) & jnp.all(jnp.isfinite(g_new))
+        stall = jnp.where(v - v_new <= opts.ftol * (1.0 + jnp.abs(v)), stall + 1, 0)
+        keep = lambda a, b: jax.tree.map(lambda p, q: jnp.where(ok, p, q), a, b)
+        return (keep(x_new, x), keep(st_new, st), keep(aux_new, aux), jnp.where(ok, v_new, v),
+                keep(g_new, g), it + 1, stall, ok)
+
+    init = (x0, opt.init(x0), aux0, v0, g0, jnp.asarray(0), jnp.asarray(0), jnp.isfinite(v0))
+    x, _, aux, v, g, it, _, _ = jax.lax.while_loop(cond, body, init)
+    return OptResult(x, v, g, aux, it)
+
+
+def _bfgs(fun, x0, aux0, opts: OptimizerOptions) -> OptResult:
+    solver = optx.BFGS(rtol=opts.ftol, atol=opts.gtol)
+    sol = optx.minimise(lambda x, a: fun(x, a)[0], solver, x0, args=aux0, max_steps=opts.maxiter, throw=False)
+    (v, aux), g = jax.value_and_grad(fun, has_aux=True)(sol.value, aux0)
+    return OptResult(sol.value, v, g, aux, sol.stats["num_steps"])
+
+
+def _own_lbfgs(fun, x0, aux0, opts: OptimizerOptions) -> OptResult:
+    x, f, g, aux, it = lbfgs(fun, x0, aux0, gtol=opts.gtol, ftol=opts.ftol, maxiter=opts.maxiter, memory=opts.memory)
+    return OptResult(x, f, g, aux, it)
+
+
+_METHODS = {"lbfgs": _own_lbfgs, "optax-lbfgs": _lbfgs, "bfgs": _bfgs}
+
+
+def minimize(fun, x0, aux0, opts: OptimizerOptions) -> OptResult:
+    """Minimize ``fun(x, aux) -> (value, aux)`` from ``x0``."""
+    return _METHODS[opts.method](fun, x0, aux0, opts)

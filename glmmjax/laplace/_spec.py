@@ -1,0 +1,138 @@
+"""A model as the compiler sees it: a static spec (structure) and a pytree of arrays (data).
+
+Everything the compiler must know — the family, block sizes, covariance structures, the
+numbers of parameters — lives in the hashable :class:`ModelSpec`; y, X, codes, Z, weights
+and offsets live in :class:`ModelData`, passed as arguments (never closed over), so a new
+dataset of the same shape reuses the compiled code.
+
+The outer parameters are one flat vector, in this order:
+
+    beta (p) | theta (sum of the blocks' n_theta) | betad (pd) | extra (n_extra)
+
+For a profiled LMM (gaussian, identity link, no dispersion formula) beta and sigma are
+profiled out and the vector is theta alone, relative to sigma as lme4's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..covariance import CovStructure
+from ..families._base import Family
+from ._blocked import BlockLayout
+
+__all__ = ["ModelSpec", "ModelData", "Params"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Static structure of a model.
+
+    Attributes:
+        family: the Family (hashable).
+        layout: random-effect block sizes, largest block first.
+        covs: one CovStructure per block, in layout order.
+        p: number of fixed effects.
+        pd: number of dispersion-model coefficients (0 for families without dispersion
+            and for profiled LMMs).
+        profiled: True for the exact LMM path (theta only; beta, sigma profiled out).
+        reml: REML (profiled LMMs only).
+    """
+
+    family: Family
+    layout: BlockLayout
+    covs: tuple
+    p: int
+    pd: int
+    profiled: bool = False
+    reml: bool = False
+
+    @property
+    def nblocks(self) -> int:
+        return len(self.covs)
+
+    @property
+    def n_theta(self) -> int:
+        return int(sum(c.n_theta for c in self.covs))
+
+    @property
+    def n_extra(self) -> int:
+        return 0 if self.profiled else self.family.n_extra
+
+    @property
+    def n_params(self) -> int:
+        if self.profiled:
+            return self.n_theta
+        return self.p + self.n_theta + self.pd + self.n_extra
+
+    def slices(self) -> dict:
+        """Where each parameter group sits in the flat vector."""
+        if self.profiled:
+            return {"beta": slice(0, 0), "theta": slice(0, self.n_theta), "betad": slice(0, 0), "extra": slice(0, 0)}
+        a = self.p
+        b = a + self.n_theta
+        c = b + self.pd
+        return {"beta": slice(0, a), "theta": slice(a, b), "betad": slice(b, c), "extra": slice(c, c + self.n_extra)}
+
+    def without_random(self) -> "ModelSpec":
+        """The same model with no random effects (the GLM used for starting values)."""
+        return ModelSpec(self.family, BlockLayout((), ()), (), self.p, self.pd, False, False)
+
+
+class Params(eqx.Module):
+    """The flat parameter vector split into its groups."""
+
+    beta: jax.Array
+    thetas: tuple
+    betad: jax.Array
+    extra: jax.Array
+
+    @staticmethod
+    def unpack(spec: ModelSpec, x) -> "Params":
+        s = spec.slices()
+        th = x[s["theta"]]
+        thetas, off = [], 0
+        for c in spec.covs:
+            thetas.append(th[off: off + c.n_theta])
+            off += c.n_theta
+        return Params(x[s["beta"]], tuple(thetas), x[s["betad"]], x[s["extra"]])
+
+
+class ModelData(eqx.Module):
+    """The arrays of a model (all traced).
+
+    Attributes:
+        y: (n,) response (binomial: successes).
+        size: (n,) binomial trials (ones for other families).
+        X: (n, p) fixed-effects matrix.
+        offset: (n,) offset.
+        weights: (n,) prior weights.
+        Xd: (n, pd) dispersion-model matrix.
+        codes: tuple of (n,) int32 level codes, one per block (layout order).
+        Z: tuple of (n, k_b) random-effect model matrices, one per block.
+    """
+
+    y: jax.Array
+    size: jax.Array
+    X: jax.Array
+    offset: jax.Array
+    weights: jax.Array
+    Xd: jax.Array
+    codes: tuple
+    Z: tuple
+
+    def with_response(self, y) -> "ModelData":
+        return eqx.tree_at(lambda d: d.y, self, y)
+
+
+def cholesky_factors(spec: ModelSpec, thetas) -> tuple:
+    return tuple(c.cholesky(t) for c, t in zip(spec.covs, thetas))
+
+
+def scaled_z(data: ModelData, Ls) -> tuple:
+    """Rows of Z_b L_b for each block: (n, k_b)."""
+    return tuple(Z @ L for Z, L in zip(data.Z, Ls))

@@ -1,0 +1,68 @@
+"""Quantities computed once at the optimum, in one compiled call per model structure.
+
+GLMMs: the Laplace objective, its gradient and its Hessian over all outer parameters
+(jax.hessian of the objective with two implicit Newton steps, so the second derivatives
+are exact — glmmTMB's sdreport uses the same Hessian), the conditional modes and their
+conditional covariances Lambda H^{-1} Lambda'.
+LMMs: the PLS solution at theta-hat, sigma, (X'V^{-1}X)^{-1} sigma^2 as lme4's vcov.
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from ..laplace import _blocked as blk
+from ..laplace._glmm import laplace_nll, loglik_terms
+from ..laplace._lmm import lmm_objective, lmm_solution
+from ..laplace._spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
+
+__all__ = ["glmm_post", "lmm_post"]
+
+
+def _modes_and_condvar(spec, Ls, u, F, scale2=1.0):
+    Hinv = blk.inverse_diag_blocks(spec.layout, F)
+    b = tuple(ub @ L.T for ub, L in zip(u, Ls))
+    cv = tuple(scale2 * jnp.einsum("ik,mkl,jl->mij", L, Hi, L) for L, Hi in zip(Ls, Hinv))
+    return b, cv
+
+
+@partial(jax.jit, static_argnames=("spec",))
+def glmm_post(spec: ModelSpec, data: ModelData, x, u0):
+    nll, u = laplace_nll(spec, x, data, u0)
+    obj2 = lambda z: laplace_nll(spec, z, data, u, second_order=True)[0]
+    grad = jax.grad(obj2)(x)
+    hess = jax.hessian(obj2)(x)
+    prm = Params.unpack(spec, x)
+    Ls = cholesky_factors(spec, prm.thetas)
+    Zl = scaled_z(data, Ls)
+    eta = data.X @ prm.beta + data.offset
+    for z, c, ub in zip(Zl, data.codes, u):
+        eta = eta + jnp.sum(z * ub[c], axis=1)
+    out = dict(objective=nll, grad=grad, hess=hess, eta=eta, Ls=Ls, u=u)
+    if spec.nblocks:
+        _, _, d2 = loglik_terms(spec, data, eta, prm)
+        F = blk.factorize(spec.layout, Zl, data.codes, -d2)
+        out["b"], out["condvar"] = _modes_and_condvar(spec, Ls, u, F)
+    else:
+        out["b"], out["condvar"] = (), ()
+    return out
+
+
+@partial(jax.jit, static_argnames=("spec",))
+def lmm_post(spec: ModelSpec, data: ModelData, theta):
+    s = lmm_solution(spec, theta, data)
+    n, p = s["n"], s["p"]
+    obj = lmm_objective(spec, theta, data)
+    grad = jax.grad(lambda t: lmm_objective(spec, t, data))(theta)
+    sigma2 = s["pwrss"] / (n - p if spec.reml else n)
+    LXinv = jax.scipy.linalg.solve_triangular(s["LX"], jnp.eye(p, dtype=theta.dtype), lower=True)
+    vcov = sigma2 * (LXinv.T @ LXinv)
+    b, cv = _modes_and_condvar(spec, s["Ls"], s["u"], s["F"], sigma2)
+    ml_spec = dataclasses.replace(spec, reml=False)
+    dev_ml = 2.0 * lmm_objective(ml_spec, theta, data)
+    eta = data.y - s["resid"]
+    return dict(objective=obj, grad=grad, beta=s["beta"], sigma=jnp.sqrt(sigma2), vcov=vcov, b=b, condvar=cv,
+                Ls=s["Ls"], u=s["u"], eta=eta, deviance_ml=dev_ml, pwrss=s["pwrss"])

@@ -1,0 +1,307 @@
+"""FitResult: the estimates of a fitted model and everything computed from them.
+
+A FitResult is immutable: it holds the model it came from, the optimum and the quantities
+computed there (numpy / pandas on the host). Methods that need new data or random draws
+(predict, simulate) run compiled JAX code against the stored model.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from ..laplace._spec import Params
+from ._post import glmm_post, lmm_post
+
+__all__ = ["FitResult"]
+
+SINGULAR_TOL = 1e-4     # lme4's isSingular tolerance on the (relative) Cholesky diagonal
+CONVERGED_GRAD = 1e-3   # max|gradient| of the objective (a negative log-likelihood) at a converged fit
+
+
+def _np(a):
+    return np.asarray(a, dtype=float)
+
+
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    """A fitted mixed model (see the module docstring of glmmjax for the public attributes)."""
+
+    model: object
+    x: np.ndarray
+    objective: float
+    grad: np.ndarray
+    iterations: int
+    method: str
+    fixef: pd.Series
+    vcov: pd.DataFrame
+    theta: np.ndarray
+    covariances: tuple            # per block: k x k covariance of the random effects
+    sigma_: float | None
+    disp_fixef: pd.Series | None
+    extra: np.ndarray
+    eta: np.ndarray               # linear predictor at the conditional modes
+    modes: tuple                  # per block: (m, k) conditional modes b
+    condvar: tuple                # per block: (m, k, k) conditional covariances
+    hessian: np.ndarray | None
+    vcov_full: pd.DataFrame | None
+    deviance_ml: float | None = None
+    messages: tuple = ()
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def from_optimum(cls, model, res, opts) -> "FitResult":
+        spec = model.spec
+        x = res.x
+        msgs = []
+        if not bool(jnp.all(jnp.isfinite(x))) or not bool(jnp.isfinite(res.value)):
+            raise FloatingPointError(
+                "The objective became non-finite during the fit (NaN or inf); check the data scale, "
+                "the family and link, or give starting values with start=")
+        names = list(model.fixed_names)
+        if spec.profiled:
+            post = lmm_post(spec, model.data, x)
+            beta = _np(post["beta"])
+            vcov = _np(post["vcov"])
+            sigma = float(post["sigma"])
+            covs = tuple(sigma ** 2 * (_np(L) @ _np(L).T) for L in post["Ls"])
+            hess = None
+            vcov_full = None
+            disp = None
+            extra = np.zeros(0)
+        else:
+            post = glmm_post(spec, model.data, x, res.aux)
+            prm = Params.unpack(spec, x)
+            beta = _np(prm.beta)
+            hess = _np(post["hess"])
+            pnames = model.parameter_names()
+            vcov_all, ok = _invert_hessian(hess)
+            if not ok:
+                msgs.append("non-positive-definite Hessian matrix: standard errors of the fixed effects are "
+                            "conditional on the variance parameters")
+                warnings.warn(msgs[-1], stacklevel=3)
+                sl = spec.slices()["beta"]
+                vcov = np.linalg.pinv(hess[sl, sl])
+            else:
+                vcov = vcov_all[: spec.p, : spec.p]
+            vcov_full = pd.DataFrame(vcov_all, index=pnames, columns=pnames)
+            covs = tuple(_np(L) @ _np(L).T for L in post["Ls"])
+            disp = pd.Series(_np(prm.betad), index=list(model.disp_names), name="disp") if spec.pd else None
+            extra = _np(prm.extra)
+            sigma = None
+            if model.family.name == "gaussian" and spec.pd:
+                sigma = float(np.exp(0.5 * _np(prm.betad)[0])) if len(model.disp_names) == 1 else None
+        grad = _np(post["grad"])
+        fit = cls(
+            model=model, x=_np(x), objective=float(post["objective"]), grad=grad,
+            iterations=int(res.iterations), method=opts.method,
+            fixef=pd.Series(beta, index=names, name="Estimate"),
+            vcov=pd.DataFrame(vcov, index=names, columns=names),
+            theta=_np(x[spec.slices()["theta"]]), covariances=covs, sigma_=sigma, disp_fixef=disp,
+            extra=extra, eta=_np(post["eta"]), modes=tuple(_np(b) for b in post["b"]),
+            condvar=tuple(_np(c) for c in post["condvar"]), hessian=hess, vcov_full=vcov_full,
+            deviance_ml=float(post["deviance_ml"]) if spec.profiled else None,
+        )
+        if not fit.converged:
+            msgs.append(f"Model failed to converge with max|grad| = {fit.max_grad:.3g} (tol = {CONVERGED_GRAD})")
+            warnings.warn(msgs[-1], stacklevel=3)
+        if fit.is_singular:
+            msgs.append("boundary (singular) fit: see help('isSingular')")
+            warnings.warn(msgs[-1], stacklevel=3)
+        object.__setattr__(fit, "messages", tuple(msgs))
+        return fit
+
+    # -- convergence -------------------------------------------------------------------
+    @property
+    def max_grad(self) -> float:
+        return float(np.max(np.abs(self.grad))) if self.grad.size else 0.0
+
+    @property
+    def converged(self) -> bool:
+        return bool(np.isfinite(self.objective) and self.max_grad <= CONVERGED_GRAD)
+
+    @property
+    def is_singular(self) -> bool:
+        """A variance at (numerically) zero: lme4's isSingular on the Cholesky diagonals."""
+        spec = self.model.spec
+        sc = 1.0 if spec.profiled or self.sigma_ is None else self.sigma_
+        diag = []
+        off = 0
+        for c in spec.covs:
+            th = self.theta[off: off + c.n_theta]
+            diag += [abs(th[i]) / sc for i in c.diag_theta]
+            off += c.n_theta
+        return bool(diag) and min(diag) < SINGULAR_TOL
+
+    # -- fixed effects -----------------------------------------------------------------
+    @property
+    def se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.vcov.values)), index=self.fixef.index, name="Std. Error")
+
+    @property
+    def coef_table(self) -> pd.DataFrame:
+        """Estimate, Std. Error and z (GLMM) or t (LMM) value, with Pr(>|z|) for GLMMs."""
+        from scipy import stats
+
+        est, se = self.fixef.values, self.se.values
+        stat = est / se
+        if self.is_lmm:
+            return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": stat}, index=self.fixef.index)
+        p = 2 * stats.norm.sf(np.abs(stat))
+        return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": stat, "Pr(>|z|)": p}, index=self.fixef.index)
+
+    @property
+    def is_lmm(self) -> bool:
+        return bool(self.model.spec.profiled)
+
+    @property
+    def reml(self) -> bool:
+        return bool(self.model.spec.reml)
+
+    @property
+    def zi_fixef(self):
+        return None
+
+    # -- dispersion ----------------------------------------------------------------------
+    @property
+    def sigma(self) -> float:
+        """Residual SD for Gaussian models; R's sigma() of other families otherwise."""
+        if self.sigma_ is not None:
+            return self.sigma_
+        d = self.dispersion_parameters
+        for key in ("sigma",):
+            if key in d:
+                return float(np.atleast_1d(d[key])[0])
+        return 1.0
+
+    @property
+    def dispersion_parameters(self) -> dict:
+        fam = self.model.family
+        if self.model.spec.profiled:
+            return {"sigma": self.sigma_}
+        if not self.model.spec.pd:
+            return {}
+        if len(self.model.disp_names) != 1:
+            return {}
+        return {k: float(np.asarray(v).reshape(-1)[0])
+                for k, v in fam.dispersion_parameters(jnp.asarray(self.disp_fixef.values[:1]), jnp.asarray(self.extra)).items()}
+
+    @property
+    def dispersion(self):
+        """The family's dispersion parameter (sigma, theta, phi, shape, ...), or None."""
+        d = self.dispersion_parameters
+        return next(iter(d.values())) if d else None
+
+    # -- likelihood ----------------------------------------------------------------------
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (REML fits: the REML log-likelihood, -reml_criterion / 2, as lme4)."""
+        return -self.objective
+
+    @property
+    def reml_criterion(self):
+        return 2.0 * self.objective if self.reml else None
+
+    @property
+    def df(self) -> int:
+        """Number of estimated parameters (logLik's df)."""
+        spec = self.model.spec
+        return spec.n_params + (1 + spec.p if spec.profiled else 0)
+
+    @property
+    def nobs(self) -> int:
+        return self.model.design.nobs
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.df
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.df
+
+    @property
+    def deviance(self):
+        """-2 logLik for ML fits; for REML fits the ML deviance at the REML estimates."""
+        if self.reml:
+            return self.deviance_ml
+        return -2.0 * self.loglik
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.df
+
+    @property
+    def ngroups(self) -> dict:
+        return {b.group: b.nlevels for b in self.model.blocks}
+
+    # -- random effects ------------------------------------------------------------------
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Tidy variance components: group, term1, term2, variance/covariance, sd, corr."""
+        rows = []
+        for b, S in zip(self.model.blocks, self.covariances):
+            sd = np.sqrt(np.diag(S))
+            for first, k, kind in b.parts:
+                cols = range(first, first + k)
+                for i in cols:
+                    rows.append(dict(group=b.group, term1=b.columns[i], term2=None, variance=S[i, i], sd=sd[i], corr=np.nan))
+                if kind == "us":
+                    for i in cols:
+                        for j in cols:
+                            if j > i:
+                                c = S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
+                                rows.append(dict(group=b.group, term1=b.columns[i], term2=b.columns[j],
+                                                 variance=S[i, j], sd=np.nan, corr=c))
+        if self.model.family.name == "gaussian" and self.sigma_ is not None:
+            rows.append(dict(group="Residual", term1=None, term2=None, variance=self.sigma_ ** 2, sd=self.sigma_, corr=np.nan))
+        return pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd", "corr"])
+
+    @property
+    def ranef(self) -> dict:
+        """Grouping factor -> DataFrame of conditional modes (levels x terms), as lme4's ranef()."""
+        return {b.group: pd.DataFrame(m, index=pd.Index(b.levels, name=b.group), columns=list(b.columns))
+                for b, m in zip(self.model.blocks, self.modes)}
+
+    @property
+    def ranef_sd(self) -> dict:
+        """Grouping factor -> DataFrame of conditional SDs of the random effects."""
+        return {b.group: pd.DataFrame(np.sqrt(np.diagonal(cv, axis1=1, axis2=2)),
+                                      index=pd.Index(b.levels, name=b.group), columns=list(b.columns))
+                for b, cv in zip(self.model.blocks, self.condvar)}
+
+    def coef(self) -> dict:
+        """Fixed plus random effects per level of each grouping factor (lme4's coef())."""
+        out = {}
+        for g, re in self.ranef.items():
+            df = pd.DataFrame({name: np.full(len(re), val) for name, val in self.fixef.items()}, index=re.index)
+            for c in re.columns:
+                df[c] = df[c] + re[c] if c in df else re[c]
+            out[g] = df
+        return out
+
+    # -- fitted values, residuals, prediction, simulation: see _predict.py --------------
+    def fitted(self) -> np.ndarray:
+        """Fitted means on the response scale at the conditional modes (binomial: proportions)."""
+        return np.asarray(self.model.family.link.linkinv(jnp.asarray(self.eta)))
+
+    def summary(self):
+        from ._summary import Summary
+
+        return Summary(self)
+
+    def __repr__(self):
+        return self.summary().short()
+
+
+def _invert_hessian(H):
+    """(inverse, ok): ok is False when H is not positive definite."""
+    try:
+        L = np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        return np.full_like(H, np.nan), False
+    Linv = np.linalg.solve(L, np.eye(H.shape[0]))
+    return Linv.T @ Linv, True

@@ -1,0 +1,563 @@
+"""Tests of the response families (glmmjax.families).
+
+Reference values come from scipy.stats; the mapping of each family's (mu, disp_eta, extra)
+onto scipy's parameters is spelled out in ``REF`` below and in each family module docstring.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.special as sps
+import scipy.stats as st
+
+import glmmjax  # noqa: F401  (turns on x64)
+from glmmjax.families import (
+    Beta,
+    Binomial,
+    Family,
+    Gamma,
+    Gaussian,
+    NBinom2,
+    NegativeBinomial1,
+    NegativeBinomial2,
+    Poisson,
+    StudentT,
+    get_family,
+)
+
+# numpy link inverses, independent of the package's JAX links
+LINKINV = {
+    "identity": lambda e: e,
+    "log": np.exp,
+    "logit": sps.expit,
+    "probit": st.norm.cdf,
+    "cloglog": lambda e: -np.expm1(-np.exp(e)),
+    "inverse": lambda e: 1.0 / e,
+    "sqrt": lambda e: e * e,
+}
+
+
+# scipy log density/mass given (y, mu, disp_eta, extra, size)
+def _ref_gaussian(y, mu, d, x, n):
+    return st.norm.logpdf(y, loc=mu, scale=np.exp(d / 2))
+
+
+def _ref_binomial(y, mu, d, x, n):
+    return st.binom.logpmf(y, 1 if n is None else n, mu)
+
+
+def _ref_poisson(y, mu, d, x, n):
+    return st.poisson.logpmf(y, mu)
+
+
+def _ref_nbinom2(y, mu, d, x, n):
+    theta = np.exp(d)
+    return st.nbinom.logpmf(y, theta, theta / (theta + mu))
+
+
+def _ref_nbinom1(y, mu, d, x, n):
+    phi = np.exp(d)
+    return st.nbinom.logpmf(y, mu / phi, 1.0 / (1.0 + phi))
+
+
+def _ref_gamma(y, mu, d, x, n):
+    k = np.exp(d)
+    return st.gamma.logpdf(y, a=k, scale=mu / k)
+
+
+def _ref_beta(y, mu, d, x, n):
+    phi = np.exp(d)
+    return st.beta.logpdf(y, mu * phi, (1 - mu) * phi)
+
+
+def _ref_t(y, mu, d, x, n):
+    return st.t.logpdf(y, np.exp(x[0]), loc=mu, scale=np.exp(d))
+
+
+# (family, y values, [(eta, disp_eta, extra), ...], size, reference)
+Y_COUNTS = np.array([0, 1, 2, 3, 7, 15, 40], dtype=float)
+Y_REAL = np.array([-3.2, -0.4, 0.0, 0.5, 1.7, 6.0])
+Y_POS = np.array([0.01, 0.3, 1.0, 2.5, 9.0])
+Y_UNIT = np.array([0.001, 0.05, 0.3, 0.5, 0.81, 0.999])
+SIZE = np.array([1, 5, 12, 40, 40, 60, 100], dtype=float)
+Y_BIN = np.array([0, 3, 12, 1, 20, 59, 100], dtype=float)
+
+CASES = [
+    (Gaussian(), Y_REAL, [(0.3, 0.0, []), (-2.0, -1.5, []), (4.0, 2.3, [])], None, _ref_gaussian),
+    (Gaussian("log"), Y_REAL, [(0.3, 0.0, []), (-1.0, 1.0, [])], None, _ref_gaussian),
+    (Gaussian("inverse"), Y_REAL, [(0.5, 0.0, []), (-2.0, 0.7, [])], None, _ref_gaussian),
+    (Binomial(), Y_BIN, [(0.0, 0, []), (-3.0, 0, []), (2.5, 0, [])], SIZE, _ref_binomial),
+    (Binomial("probit"), Y_BIN, [(0.0, 0, []), (-1.7, 0, []), (1.2, 0, [])], SIZE, _ref_binomial),
+    (Binomial("cloglog"), Y_BIN, [(0.0, 0, []), (-2.5, 0, []), (0.8, 0, [])], SIZE, _ref_binomial),
+    (Binomial("log"), Y_BIN, [(-0.2, 0, []), (-3.0, 0, [])], SIZE, _ref_binomial),
+    (Binomial(), np.array([0.0, 1.0, 1.0]), [(0.4, 0, []), (-5.0, 0, [])], None, _ref_binomial),
+    (Poisson(), Y_COUNTS, [(0.0, 0, []), (-2.0, 0, []), (3.1, 0, [])], None, _ref_poisson),
+    (Poisson("identity"), Y_COUNTS, [(0.7, 0, []), (12.0, 0, [])], None, _ref_poisson),
+    (Poisson("sqrt"), Y_COUNTS, [(0.7, 0, []), (4.0, 0, [])], None, _ref_poisson),
+    (NegativeBinomial2(), Y_COUNTS, [(0.0, 0.0, []), (2.2, -0.62, []), (-1.0, 1.5, []), (3.0, 4.0, [])], None, _ref_nbinom2),
+    (NegativeBinomial2("sqrt"), Y_COUNTS, [(1.5, 0.3, [])], None, _ref_nbinom2),
+    (NegativeBinomial1(), Y_COUNTS, [(0.0, 0.0, []), (2.2, -1.0, []), (-1.0, 1.5, []), (3.0, 2.0, [])], None, _ref_nbinom1),
+    (Gamma(), Y_POS, [(0.5, 0.0, []), (2.0, 1.5, []), (0.1, -1.0, [])], None, _ref_gamma),
+    (Gamma("log"), Y_POS, [(0.0, 0.0, []), (1.2, 2.5, []), (-1.0, -1.2, [])], None, _ref_gamma),
+    (Gamma("identity"), Y_POS, [(1.0, 0.5, []), (5.0, 1.0, [])], None, _ref_gamma),
+    (Beta(), Y_UNIT, [(0.0, 1.0, []), (-2.0, 3.0, []), (1.5, -0.5, []), (-5.18, 5.71, [])], None, _ref_beta),
+    (Beta("probit"), Y_UNIT, [(0.3, 2.0, []), (-1.0, 0.5, [])], None, _ref_beta),
+    (Beta("cloglog"), Y_UNIT, [(0.3, 2.0, []), (-1.0, 0.5, [])], None, _ref_beta),
+    (StudentT(), Y_REAL, [(0.0, 0.0, [np.log(3.0)]), (1.0, -0.5, [np.log(0.7)]), (-2.0, 1.0, [np.log(80.0)])], None, _ref_t),
+    (StudentT("log"), Y_REAL, [(0.2, 0.3, [np.log(5.0)])], None, _ref_t),
+]
+
+
+def _case_id(case):
+    fam = case[0]
+    return f"{fam.name}-{fam.link.name}" + ("" if case[3] is None else "-size")
+
+
+def _args(fam, y, eta, d, x, size, dtype=jnp.float64):
+    n = y.shape[0]
+    return (
+        jnp.asarray(y, dtype),
+        jnp.full(n, eta, dtype),
+        jnp.full(n, d, dtype),
+        jnp.asarray(np.asarray(x, float).reshape(fam.n_extra), dtype),
+        None if size is None else jnp.asarray(size, dtype),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# log-density against scipy
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_loglik_matches_scipy(case):
+    fam, y, params, size, ref = case
+    ll_fn = jax.jit(fam.loglik)
+    for eta, d, x in params:
+        got = np.asarray(ll_fn(*_args(fam, y, eta, d, x, size)))
+        mu = LINKINV[fam.link.name](np.full(y.shape, eta, dtype=float))
+        want = ref(y, mu, d, x, size)
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10, err_msg=f"{fam} eta={eta} disp={d} extra={x}")
+
+
+def test_binomial_size_none_is_bernoulli():
+    fam = Binomial()
+    y = jnp.array([0.0, 1.0, 1.0, 0.0])
+    eta = jnp.array([-1.0, 0.3, 2.0, 5.0])
+    a = fam.loglik(y, eta, None, jnp.zeros(0), None)
+    b = fam.loglik(y, eta, None, jnp.zeros(0), jnp.ones(4))
+    np.testing.assert_allclose(a, b, rtol=1e-14)
+    np.testing.assert_allclose(a, st.bernoulli.logpmf(np.asarray(y), sps.expit(np.asarray(eta))), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# normalization
+# ---------------------------------------------------------------------------------------
+DISCRETE = [
+    (Binomial(), [(0.3, 0.0, [])], 17.0),
+    (Binomial("cloglog"), [(-0.4, 0.0, [])], 9.0),
+    (Poisson(), [(0.0, 0.0, []), (3.0, 0.0, [])], None),
+    (NegativeBinomial2(), [(0.0, 0.0, []), (3.0, np.log(0.5), []), (2.0, 3.0, [])], None),
+    (NegativeBinomial1(), [(0.0, 0.0, []), (3.0, np.log(3.0), []), (1.0, -2.0, [])], None),
+]
+
+
+@pytest.mark.parametrize("fam,params,size", DISCRETE, ids=lambda v: repr(v) if isinstance(v, Family) else "")
+def test_pmf_sums_to_one(fam, params, size):
+    # binomial: exact support 0..size; counts: truncated at 3000, where the tail is < 1e-15
+    # for these means (<= e^3) and dispersions (NB2 theta >= 0.5: tail ~ (mu/(mu+theta))^k).
+    ymax = size if size is not None else 3000.0
+    y = np.arange(0.0, ymax + 1.0)
+    for eta, d, x in params:
+        ll = fam.loglik(*_args(fam, y, eta, d, x, None if size is None else np.full(y.shape, size)))
+        assert np.all(np.isfinite(ll))
+        np.testing.assert_allclose(float(jnp.sum(jnp.exp(ll))), 1.0, rtol=0, atol=1e-12)
+        # and the mean is mu (proportion for binomial)
+        m = float(jnp.sum(y * jnp.exp(ll)))
+        mu = float(fam.mean(jnp.asarray(eta)))
+        np.testing.assert_allclose(m / (1.0 if size is None else size), mu, rtol=1e-10)
+
+
+CONTINUOUS = [
+    (Gaussian(), [(0.3, 0.0, []), (-2.0, 1.2, [])], (-np.inf, np.inf)),
+    (Gamma(), [(0.5, 0.0, []), (2.0, 2.0, []), (0.3, -0.7, [])], (0.0, np.inf)),
+    (Gamma("log"), [(1.0, 1.0, [])], (0.0, np.inf)),
+    (Beta(), [(0.0, 1.0, []), (-1.0, 3.0, []), (1.5, 1.2, [])], (0.0, 1.0)),
+    (StudentT(), [(0.0, 0.0, [np.log(3.0)]), (1.0, 0.5, [np.log(1.5)]), (-1.0, -0.3, [np.log(50.0)])], (-np.inf, np.inf)),
+]
+
+
+@pytest.mark.parametrize("fam,params,support", CONTINUOUS, ids=lambda v: repr(v) if isinstance(v, Family) else "")
+def test_density_integrates_to_one(fam, params, support):
+    ll_fn = jax.jit(fam.loglik)
+    for eta, d, x in params:
+        ex = jnp.asarray(np.asarray(x, float).reshape(fam.n_extra))
+
+        def dens(v):
+            return float(jnp.exp(ll_fn(jnp.array([v]), jnp.array([eta]), jnp.array([d]), ex, None))[0])
+
+        total, err = scipy.integrate.quad(dens, *support, limit=200, epsabs=1e-11, epsrel=1e-11)
+        np.testing.assert_allclose(total, 1.0, atol=1e-8, err_msg=f"{fam} eta={eta} disp={d}")
+
+
+# ---------------------------------------------------------------------------------------
+# sampler
+# ---------------------------------------------------------------------------------------
+SAMPLE_CASES = [
+    (Gaussian(), 1.3, 0.4, [], None),
+    (Gaussian("log"), 0.5, -1.0, [], None),
+    (Binomial(), 0.7, 0.0, [], 12.0),
+    (Binomial("probit"), -0.5, 0.0, [], None),
+    (Binomial("cloglog"), 0.2, 0.0, [], 5.0),
+    (Poisson(), 1.5, 0.0, [], None),
+    (NegativeBinomial2(), 1.5, np.log(1.7), [], None),
+    (NegativeBinomial2(), 0.5, np.log(20.0), [], None),
+    (NegativeBinomial1(), 1.5, np.log(2.5), [], None),
+    (NegativeBinomial1(), 0.0, np.log(0.3), [], None),
+    (Gamma(), 0.4, np.log(3.0), [], None),
+    (Gamma("log"), 1.0, np.log(0.8), [], None),
+    (Beta(), 0.6, np.log(8.0), [], None),
+    (Beta("cloglog"), -1.0, np.log(2.0), [], None),
+    (StudentT(), 2.0, np.log(0.7), [np.log(12.0)], None),
+]
+
+
+@pytest.mark.parametrize("fam,eta,d,x,size", SAMPLE_CASES, ids=lambda v: repr(v) if isinstance(v, Family) else "")
+def test_sample_moments(fam, eta, d, x, size):
+    # N = 200,000 draws. The tolerance is 5 standard errors of the sample mean (SE = sd/sqrt(N))
+    # and of the sample variance (SE estimated as sd((y - ybar)^2)/sqrt(N)), so a correct
+    # sampler fails with probability ~1e-6 per check, while a wrong variance function (e.g. a
+    # mu^2/theta vs mu/theta mix-up) is off by many SEs. Keys are fixed, so the test is exact.
+    n = 200_000
+    key = jax.random.PRNGKey(20240611)
+    eta_v = jnp.full(n, eta)
+    d_v = jnp.full(n, d)
+    ex = jnp.asarray(np.asarray(x, float).reshape(fam.n_extra))
+    sz = None if size is None else jnp.full(n, size)
+    y = np.asarray(fam.sample(key, eta_v, d_v, ex, sz))
+    assert y.shape == (n,) and y.dtype == np.float64 and np.all(np.isfinite(y))
+    if size is not None or isinstance(fam, Binomial):
+        y = y / (1.0 if size is None else size)
+    mu = float(fam.mean(jnp.asarray(eta)))
+    var = float(fam.variance(jnp.asarray(mu), jnp.asarray(d), ex, None if size is None else jnp.asarray(size)))
+    ybar = y.mean()
+    sq = (y - ybar) ** 2
+    se_mean = np.sqrt(var / n)
+    se_var = sq.std() / np.sqrt(n)
+    assert abs(ybar - mu) < 5 * se_mean, (ybar, mu, se_mean)
+    assert abs(sq.mean() - var) < 5 * se_var, (sq.mean(), var, se_var)
+
+
+def test_sample_respects_support_and_float32():
+    key = jax.random.PRNGKey(1)
+    n = 1000
+    y = Binomial().sample(key, jnp.zeros(n), None, jnp.zeros(0), jnp.full(n, 7.0))
+    assert np.all((y >= 0) & (y <= 7) & (y == np.round(y)))
+    y = NegativeBinomial2().sample(key, jnp.zeros(n), jnp.zeros(n), jnp.zeros(0), None)
+    assert np.all((y >= 0) & (y == np.round(y)))
+    y = Beta().sample(key, jnp.zeros(n), jnp.zeros(n), jnp.zeros(0), None)
+    assert np.all((y > 0) & (y < 1))
+    y = Gamma("log").sample(key, jnp.zeros(n, jnp.float32), jnp.zeros(n, jnp.float32), jnp.zeros(0, jnp.float32), None)
+    assert y.dtype == jnp.float32 and np.all(y > 0)
+
+
+# ---------------------------------------------------------------------------------------
+# response checks
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "fam,y,size,match",
+    [
+        (Poisson(), [0, 2, -1], None, "non-negative counts"),
+        (Poisson(), [0, 2.5, 1], None, "integer counts"),
+        (NegativeBinomial2(), [3, -2], None, "non-negative counts"),
+        (NegativeBinomial2(), [1.2, 3], None, "integer counts"),
+        (NegativeBinomial1(), [0.5], None, "integer counts"),
+        (Poisson(), [1, np.nan], None, "non-finite"),
+        (Gaussian(), [1.0, np.inf], None, "non-finite"),
+        (Beta(), [0.2, 1.0], None, r"strictly between 0 and 1"),
+        (Beta(), [0.0, 0.5], None, r"strictly between 0 and 1"),
+        (Beta(), [-0.1, 0.5], None, r"outside \(0, 1\)"),
+        (Gamma(), [1.0, 0.0], None, "strictly positive"),
+        (Gamma(), [1.0, -2.0], None, r"value\(s\) <= 0"),
+        (Binomial(), [3, 6], [5, 5], "successes <= trials"),
+        (Binomial(), [0, 2], None, "0/1 values"),
+        (Binomial(), [-1, 2], [5, 5], "non-negative numbers of successes"),
+        (StudentT(), [np.nan], None, "non-finite"),
+    ],
+)
+def test_check_response_rejects(fam, y, size, match):
+    with pytest.raises(ValueError, match=match):
+        fam.check_response(np.asarray(y, float), size)
+
+
+@pytest.mark.parametrize(
+    "fam,y,size",
+    [
+        (Poisson(), [0, 1, 40], None),
+        (NegativeBinomial2(), [0, 3], None),
+        (Binomial(), [0, 1, 1], None),
+        (Binomial(), [0, 5, 2.5], [5, 5, 5]),
+        (Gamma(), [0.1, 3.0], None),
+        (Beta(), [0.01, 0.99], None),
+        (Gaussian(), [-5.0, 0.0], None),
+        (StudentT(), [-5.0, 0.0], None),
+    ],
+)
+def test_check_response_accepts(fam, y, size):
+    fam.check_response(np.asarray(y, float), size)
+
+
+# ---------------------------------------------------------------------------------------
+# derivatives
+# ---------------------------------------------------------------------------------------
+def _fd(f, x, h):
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_derivatives_match_finite_differences(case):
+    fam, y, params, size, _ = case
+    for eta, d, x in params:
+        yy, e, dd, ex, sz = _args(fam, y, eta, d, x, size)
+        ll = lambda e_, d_=dd, x_=ex: fam.loglik(yy, e_, d_, x_, sz)  # noqa: E731
+        # elementwise: d/deta of the sum gives the per-observation derivative
+        g = jax.jit(jax.grad(lambda e_: jnp.sum(ll(e_))))
+        h2 = jax.jit(jax.grad(lambda e_: jnp.sum(g(e_))))
+        g_e, h_e = np.asarray(g(e)), np.asarray(h2(e))
+        assert np.all(np.isfinite(g_e)) and np.all(np.isfinite(h_e)), (fam, eta, d)
+        hstep = 1e-5 * max(1.0, abs(eta))
+        np.testing.assert_allclose(g_e, _fd(ll, e, hstep), rtol=1e-6, atol=1e-6 * (1 + np.abs(g_e).max()))
+        np.testing.assert_allclose(h_e, _fd(g, e, hstep), rtol=1e-6, atol=1e-6 * (1 + np.abs(h_e).max()))
+        if fam.has_dispersion:
+            gd = np.asarray(jax.grad(lambda d_: jnp.sum(ll(e, d_)))(dd))
+            assert np.all(np.isfinite(gd))
+            np.testing.assert_allclose(gd, _fd(lambda d_: ll(e, d_), dd, 1e-5), rtol=1e-6, atol=1e-6 * (1 + np.abs(gd).max()))
+            # mixed second derivative (eta, disp) is also needed by a Laplace engine
+            gde = np.asarray(jax.grad(lambda d_: jnp.sum(jax.grad(lambda e_: jnp.sum(ll(e_, d_)))(e)))(dd))
+            assert np.all(np.isfinite(gde))
+        if fam.n_extra:
+            gx = np.asarray(jax.grad(lambda x_: jnp.sum(ll(e, dd, x_)))(ex))
+            fx = (jnp.sum(ll(e, dd, ex + 1e-5)) - jnp.sum(ll(e, dd, ex - 1e-5))) / 2e-5
+            np.testing.assert_allclose(gx, [fx], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "fam,y,size,etas,d",
+    [
+        (Binomial(), [0.0, 3.0, 10.0], 10.0, [-60.0, 60.0], 0.0),
+        (Binomial("probit"), [0.0, 3.0, 10.0], 10.0, [-35.0, 35.0], 0.0),
+        (Binomial("cloglog"), [0.0, 3.0, 10.0], 10.0, [-30.0, 3.5], 0.0),
+        (Binomial("log"), [0.0, 3.0, 10.0], 10.0, [-40.0, -1e-3], 0.0),
+        (Poisson(), [0.0, 5.0], None, [-30.0, 20.0], 0.0),
+        (NegativeBinomial2(), [0.0, 5.0], None, [-30.0, 20.0], -8.0),
+        (NegativeBinomial2(), [0.0, 5.0], None, [-30.0, 20.0], 12.0),
+        (NegativeBinomial1(), [0.0, 5.0], None, [-20.0, 15.0], -6.0),
+        (Beta(), [1e-6, 0.5, 1 - 1e-6], None, [-25.0, 25.0], 3.0),
+        (Gamma("log"), [1e-5, 1e4], None, [-10.0, 10.0], 3.0),
+    ],
+)
+def test_tails_are_finite(fam, y, size, etas, d):
+    # extreme linear predictors must give finite log-likelihoods and derivatives
+    y = jnp.asarray(y)
+    sz = None if size is None else jnp.full(y.shape, size)
+    for eta in etas:
+        e = jnp.full(y.shape, eta)
+        dd = jnp.full(y.shape, d)
+        f = lambda e_: jnp.sum(fam.loglik(y, e_, dd, jnp.zeros(0), sz))  # noqa: E731
+        g = jax.grad(f)
+        # loglik is elementwise, so the Hessian is diagonal: d/deta of sum(g) gives it
+        f0, g0, h0 = jax.jit(lambda e_: (f(e_), g(e_), jax.grad(lambda v: jnp.sum(g(v)))(e_)))(e)
+        assert np.isfinite(f0), (fam, eta)
+        assert np.all(np.isfinite(g0)), (fam, eta)
+        assert np.all(np.isfinite(h0)), (fam, eta)
+
+
+def test_nbinom2_large_theta_tends_to_poisson():
+    y = jnp.asarray(Y_COUNTS)
+    e = jnp.full(y.shape, 1.3)
+    nb = NegativeBinomial2().loglik(y, e, jnp.full(y.shape, 25.0), jnp.zeros(0), None)
+    po = Poisson().loglik(y, e, None, jnp.zeros(0), None)
+    np.testing.assert_allclose(nb, po, rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------
+# float32
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_float32(case):
+    # float32 carries ~7 digits; the gammaln terms are O(100) here, so the log-density is
+    # compared with rtol 1e-4 plus an absolute 1e-4 for values near 0.
+    fam, y, params, size, _ = case
+    for eta, d, x in params:
+        a32 = _args(fam, y, eta, d, x, size, jnp.float32)
+        a64 = _args(fam, y, eta, d, x, size, jnp.float64)
+        l32 = jax.jit(fam.loglik)(*a32)
+        l64 = fam.loglik(*a64)
+        assert l32.dtype == jnp.float32
+        assert np.all(np.isfinite(l32))
+        np.testing.assert_allclose(np.asarray(l32, float), np.asarray(l64), rtol=1e-4, atol=1e-4)
+        g32 = jax.grad(lambda e_: jnp.sum(fam.loglik(a32[0], e_, *a32[2:])))(a32[1])
+        assert g32.dtype == jnp.float32 and np.all(np.isfinite(g32))
+
+
+# ---------------------------------------------------------------------------------------
+# family objects, get_family, dispersion parameters, starting values
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name,cls,link",
+    [
+        ("gaussian", Gaussian, "identity"),
+        ("binomial", Binomial, "logit"),
+        ("poisson", Poisson, "log"),
+        ("nbinom2", NegativeBinomial2, "log"),
+        ("nbinom1", NegativeBinomial1, "log"),
+        ("Gamma", Gamma, "inverse"),
+        ("gamma", Gamma, "inverse"),
+        ("beta", Beta, "logit"),
+        ("beta_family", Beta, "logit"),
+        ("t", StudentT, "identity"),
+    ],
+)
+def test_get_family_names(name, cls, link):
+    f = get_family(name)
+    assert type(f) is cls and f.link.name == link
+    assert get_family(f) is f
+    assert f == cls() and hash(f) == hash(cls())
+
+
+def test_get_family_links_and_errors():
+    assert get_family("binomial", "probit").link.name == "probit"
+    assert get_family(Poisson(), link="identity") == Poisson("identity")
+    assert NBinom2 is NegativeBinomial2
+    with pytest.raises(TypeError, match=r"Expected a Family instance \(Poisson\(\)\), got the class Poisson"):
+        get_family(Poisson)
+    with pytest.raises(ValueError, match="Unknown family 'negbin'.*nbinom2"):
+        get_family("negbin")
+    with pytest.raises(TypeError, match="family name"):
+        get_family(3)
+    with pytest.raises(ValueError, match="does not take the 'logit' link"):
+        Poisson("logit")
+    with pytest.raises(ValueError, match="Unknown link"):
+        get_family("gaussian", "nope")
+
+
+def test_canonical_and_repr():
+    assert Gaussian().canonical and Binomial().canonical and Poisson().canonical and Gamma().canonical
+    assert not Binomial("probit").canonical and not Gamma("log").canonical
+    assert not NegativeBinomial2().canonical and not Beta().canonical and not StudentT().canonical
+    assert repr(Gamma("log")) == "Gamma(link='log')"
+
+
+def test_families_are_static_jit_args():
+    @jax.jit
+    def f(fam_eta):
+        return fam_eta
+
+    from functools import partial
+
+    @partial(jax.jit, static_argnums=0)
+    def ll(fam, y, eta):
+        return fam.loglik(y, eta, jnp.zeros_like(eta), jnp.zeros(fam.n_extra), None)
+
+    y = jnp.array([1.0, 2.0])
+    e = jnp.array([0.1, 0.2])
+    np.testing.assert_allclose(ll(Poisson(), y, e), st.poisson.logpmf([1, 2], np.exp([0.1, 0.2])), rtol=1e-12)
+    np.testing.assert_allclose(ll(Gaussian(), y, e), st.norm.logpdf([1, 2], [0.1, 0.2]), rtol=1e-12)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Poisson().link = None
+
+
+def test_dispersion_parameters():
+    assert Poisson().dispersion_parameters(None, None) == {}
+    assert Binomial().dispersion_parameters(None, None) == {}
+    np.testing.assert_allclose(Gaussian().dispersion_parameters(jnp.log(4.0), None)["sigma"], 2.0)
+    np.testing.assert_allclose(NegativeBinomial2().dispersion_parameters(-0.623707941169982, None)["theta"], 0.535953464753565, rtol=1e-12)
+    np.testing.assert_allclose(NegativeBinomial1().dispersion_parameters(np.log(2.5), None)["phi"], 2.5)
+    g = Gamma().dispersion_parameters(np.log(4.0), None)
+    np.testing.assert_allclose([g["shape"], g["sigma"]], [4.0, 0.5])
+    np.testing.assert_allclose(Beta().dispersion_parameters(5.71119481313959, None)["phi"], 302.231963359793, rtol=1e-12)
+    t = StudentT().dispersion_parameters(np.log(0.3), np.array([np.log(7.0)]))
+    np.testing.assert_allclose([t["sigma"], t["df"]], [0.3, 7.0])
+    assert isinstance(t["sigma"], float)
+    # a dispersion model with covariates gives one value per observation
+    assert NegativeBinomial2().dispersion_parameters(np.array([0.0, 1.0]), None)["theta"].shape == (2,)
+
+
+@pytest.mark.parametrize(
+    "fam,eta,d,x,size,target",
+    [
+        (Gaussian(), 1.0, np.log(0.25), [], None, np.log(0.25)),
+        (NegativeBinomial2(), 2.0, np.log(1.5), [], None, np.log(1.5)),
+        (NegativeBinomial1(), 2.0, np.log(2.0), [], None, np.log(2.0)),
+        (Gamma(), 0.5, np.log(3.0), [], None, np.log(3.0)),
+        (Beta(), 0.3, np.log(20.0), [], None, np.log(20.0)),
+        (StudentT(), 1.0, np.log(0.5), [np.log(6.0)], None, np.log(0.5)),
+    ],
+    ids=lambda v: repr(v) if isinstance(v, Family) else "",
+)
+def test_initial_values(fam, eta, d, x, size, target):
+    # moment estimates at the true means recover the dispersion to within ~0.2 on the log
+    # scale from 20,000 draws; starting means are valid for the link
+    n = 20_000
+    ex = jnp.asarray(np.asarray(x, float).reshape(fam.n_extra))
+    y = np.asarray(fam.sample(jax.random.PRNGKey(3), jnp.full(n, eta), jnp.full(n, d), ex, None))
+    fam.check_response(y)
+    mu = np.full(n, float(fam.mean(jnp.asarray(eta))))
+    assert abs(fam.initial_disp(y, mu) - target) < 0.2
+    ie = fam.initial_extra(y, mu)
+    assert ie.shape == (fam.n_extra,) and np.all(np.isfinite(ie))
+    m0 = fam.initial_mu(y)
+    assert np.all(np.isfinite(np.asarray(fam.link.linkfun(jnp.asarray(m0)))))
+
+
+def test_initial_mu_binomial_and_defaults():
+    m = Binomial().initial_mu(np.array([0.0, 5.0, 10.0]), np.array([10.0, 10.0, 10.0]))
+    np.testing.assert_allclose(m, [0.5 / 11, 5.5 / 11, 10.5 / 11])
+    assert np.all(np.isfinite(Binomial("log").link.linkfun(jnp.asarray(m))))
+    assert Poisson().initial_disp(np.ones(3), np.ones(3)) == 0.0
+    assert Poisson().initial_extra(np.ones(3), np.ones(3)).shape == (0,)
+    # degenerate data still give finite starting values
+    for fam in (Gaussian(), NegativeBinomial2(), NegativeBinomial1(), Gamma(), Beta(), StudentT()):
+        y = np.full(4, 0.5) if isinstance(fam, Beta) else np.full(4, 2.0)
+        assert np.isfinite(fam.initial_disp(y, y))
+        assert np.all(np.isfinite(fam.initial_extra(y, y)))
+
+
+def test_lgamma_diff_accuracy():
+    # against mpmath at 40 digits, across the switch to the Stirling form at a = 50
+    mpmath = pytest.importorskip("mpmath")
+    from glmmjax.families._stable import lgamma_diff
+
+    mpmath.mp.dps = 40
+    ys = [0.0, 1.0, 3.0, 17.0, 250.0]
+    as_ = [0.03, 1.0, 49.9, 50.0, 50.1, 1e3, 1e6, 1e10, 1e15]
+    for a in as_:
+        for y in ys:
+            want = float(mpmath.loggamma(mpmath.mpf(y) + mpmath.mpf(a)) - mpmath.loggamma(mpmath.mpf(a)))
+            got = float(lgamma_diff(jnp.asarray(y), jnp.asarray(a)))
+            assert abs(got - want) <= 1e-13 * max(1.0, abs(want)), (y, a, got, want)
+    # the derivative with respect to a is continuous across the switch
+    d = jax.grad(lambda a: lgamma_diff(5.0, a))
+    np.testing.assert_allclose(d(49.999999), d(50.0), rtol=1e-6)
+
+
+def test_nbinom_large_dispersion_limits_against_mpmath():
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+
+    def nb2(y, mu, theta):
+        y, mu, theta = map(mpmath.mpf, (y, mu, theta))
+        return float(mpmath.loggamma(y + theta) - mpmath.loggamma(theta) - mpmath.loggamma(y + 1)
+                     + theta * mpmath.log(theta / (theta + mu)) + y * mpmath.log(mu / (theta + mu)))
+
+    y = np.array([0.0, 1.0, 4.0, 30.0])
+    for eta, d in [(1.3, 8.0), (1.3, 20.0), (-2.0, 30.0), (3.0, 5.5)]:
+        got = NegativeBinomial2().loglik(jnp.asarray(y), jnp.full(4, eta), jnp.full(4, d), jnp.zeros(0), None)
+        want = [nb2(v, np.exp(eta), np.exp(d)) for v in y]
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        # nbinom1 with phi = mu/theta (so size mu/phi = theta) is the same distribution
+        got1 = NegativeBinomial1().loglik(jnp.asarray(y), jnp.full(4, eta), jnp.full(4, eta - d), jnp.zeros(0), None)
+        np.testing.assert_allclose(got1, want, rtol=1e-10, atol=1e-10)
