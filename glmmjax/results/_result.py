@@ -288,6 +288,24 @@ class FitResult:
         """Fitted means on the response scale at the conditional modes (binomial: proportions)."""
         return np.asarray(self.model.family.link.linkinv(jnp.asarray(self.eta)))
 
+    def predict(self, newdata=None, re_form=None, type="response", allow_new_levels=True):
+        """Predictions on the link or response scale (see glmmjax.results._predict.predict)."""
+        from ._predict import predict
+
+        return predict(self, newdata=newdata, re_form=re_form, type=type, allow_new_levels=allow_new_levels)
+
+    def simulate(self, nsim=1, seed=0, re_form="~0"):
+        """Simulated responses, (nsim, nobs) (see glmmjax.results._predict.simulate)."""
+        from ._predict import simulate
+
+        return simulate(self, nsim=nsim, seed=seed, re_form=re_form)
+
+    def residuals(self, type="response"):
+        """Residuals: "response", "pearson" or "deviance" (see glmmjax.results._predict.residuals)."""
+        from ._predict import residuals
+
+        return residuals(self, type=type)
+
     def summary(self):
         from ._summary import Summary
 
