@@ -78,6 +78,13 @@ def _blocks(terms) -> list:
     return [blocks[i] for i in order]
 
 
+def _conditioning_transform(X) -> np.ndarray:
+    """T with X T having orthogonal columns of norm sqrt(n) (from a thin QR of X)."""
+    n = X.shape[0]
+    _, R = np.linalg.qr(X)
+    return np.linalg.inv(R) * np.sqrt(n)
+
+
 def _binomial_response(design, weights):
     """(successes, trials, weights) for a binomial response given as cbind, 0/1 or proportions."""
     y = np.asarray(design.y, float)
@@ -155,6 +162,11 @@ class GLMM:
                          profiled=profiled, reml=bool(reml))
         dt = jnp.float64 if dtype == "float64" else jnp.float32
         arr = lambda a: jnp.asarray(np.asarray(a, float), dt)
+        X = np.asarray(design.X, float)
+        # The optimizer works on beta~ = T^{-1} beta with X T = X~ having orthogonal columns of
+        # norm sqrt(n): covariates on large scales (temperatures in the hundreds) otherwise
+        # leave L-BFGS badly conditioned. LMMs profile beta out and need no transform.
+        T = np.eye(X.shape[1]) if profiled or X.shape[1] == 0 else _conditioning_transform(X)
         self.formula = formula
         self.family: Family = fam
         self.design = design
@@ -164,7 +176,8 @@ class GLMM:
         self.disp_info = disp_info
         self.spec = spec
         self.dtype = dtype
-        self.data = ModelData(arr(y), arr(size), arr(design.X), arr(design.offset), arr(w), arr(Xd),
+        self.T = T
+        self.data = ModelData(arr(y), arr(size), arr(X @ T), arr(design.offset), arr(w), arr(Xd),
                               tuple(jnp.asarray(b.codes) for b in blocks), tuple(arr(b.Z) for b in blocks))
         self._y, self._size, self._w = y, size, w
 
@@ -191,12 +204,37 @@ class GLMM:
         mu0 = np.asarray(fam.initial_mu(self._y, self._size), float)
         eta0 = np.asarray(fam.link.linkfun(jnp.asarray(mu0)))
         beta, *_ = np.linalg.lstsq(np.asarray(d.X), eta0 - np.asarray(d.offset), rcond=None)
+        beta = np.clip(beta, -1e6, 1e6)
         betad = np.zeros(self.spec.pd)
         if self.spec.pd:
             mu = np.asarray(fam.link.linkinv(jnp.asarray(np.asarray(d.X) @ beta + np.asarray(d.offset))))
             betad[0] = fam.initial_disp(self._y, mu, self._size)
         extra = np.asarray(fam.initial_extra(self._y, mu0, self._size), float).reshape(-1)
         return np.concatenate([beta, theta, betad, extra])
+
+    def to_internal(self, x):
+        """Flat parameters (beta on the scale of X) -> the optimizer's (beta~ = T^{-1} beta)."""
+        x = np.array(x, dtype=float)
+        if not self.spec.profiled:
+            s = self.spec.slices()["beta"]
+            x[s] = np.linalg.solve(self.T, x[s])
+        return x
+
+    def to_external(self, x):
+        """The optimizer's parameters -> flat parameters with beta on the scale of X."""
+        x = np.array(x, dtype=float)
+        if not self.spec.profiled:
+            s = self.spec.slices()["beta"]
+            x[s] = self.T @ x[s]
+        return x
+
+    def jacobian_external(self) -> np.ndarray:
+        """d(external)/d(internal): identity except the beta block, which is T."""
+        J = np.eye(self.spec.n_params)
+        if not self.spec.profiled:
+            s = self.spec.slices()["beta"]
+            J[s, s] = self.T
+        return J
 
     def objective(self):
         """The objective as a plain JAX function of the flat parameter vector.
@@ -207,8 +245,16 @@ class GLMM:
         """
         spec, data = self.spec, self.data
         if spec.profiled:
-            return lambda x: lmm_objective(spec, x, data)
-        return lambda x: laplace_nll(spec, x, data, zero_modes(spec, x.dtype))[0]
+            return lambda x: lmm_objective(spec, jnp.asarray(x, data.y.dtype), data)
+        s = spec.slices()["beta"]
+        Tinv = jnp.asarray(np.linalg.inv(self.T), data.y.dtype)
+
+        def nll(x):
+            x = jnp.asarray(x, data.y.dtype)
+            x = x.at[s].set(Tinv @ x[s])
+            return laplace_nll(spec, x, data, zero_modes(spec, x.dtype))[0]
+
+        return nll
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, start=None, *, method="lbfgs", gtol=1e-6, maxiter=500):
@@ -231,7 +277,7 @@ class GLMM:
     def _start_vector(self, start):
         x0 = self.start()
         if start is None:
-            return jnp.asarray(x0, self.data.y.dtype)
+            return jnp.asarray(self.to_internal(x0), self.data.y.dtype)
         if isinstance(start, dict):
             s = self.spec.slices()
             for key, val in start.items():
@@ -246,7 +292,7 @@ class GLMM:
             if start.size != x0.size:
                 raise ValueError(f"start needs {x0.size} values ({', '.join(self.parameter_names())}), got {start.size}")
             x0 = start
-        return jnp.asarray(x0, self.data.y.dtype)
+        return jnp.asarray(self.to_internal(x0), self.data.y.dtype)
 
     def fit_batch(self, Y, *, method="lbfgs", gtol=1e-6, maxiter=500, strategy="auto", threads=None):
         """Fit many responses of the same design in one compiled computation.

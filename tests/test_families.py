@@ -6,12 +6,12 @@ onto scipy's parameters is spelled out in ``REF`` below and in each family modul
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.integrate
 import scipy.special as sps
 import scipy.stats as st
 
@@ -130,14 +130,104 @@ def _args(fam, y, eta, d, x, size, dtype=jnp.float64):
 
 
 # ---------------------------------------------------------------------------------------
+# Vectorized evaluation helpers. Compiling is what costs time here, so each family's
+# loglik (and its derivatives) is compiled once, vmapped over "rows" of parameter values
+# (eta row, disp_eta row, extra vector) sharing one y and size, and all parameter values of a
+# test case are evaluated in one call.
+# ---------------------------------------------------------------------------------------
+def _rows(fam, y, params, size, dtype=jnp.float64):
+    """Arguments for all (eta, disp, extra) of ``params`` at once: y (n,), eta and disp (P, n),
+    extra (P, n_extra), size (n,) or None."""
+    y = np.asarray(y, float)
+    n, p = y.shape[0], len(params)
+    eta = np.array([float(q[0]) for q in params])
+    d = np.array([float(q[1]) for q in params])
+    x = np.array([np.asarray(q[2], float).reshape(fam.n_extra) for q in params]).reshape(p, fam.n_extra)
+    return (
+        jnp.asarray(y, dtype),
+        jnp.asarray(np.repeat(eta[:, None], n, axis=1), dtype),
+        jnp.asarray(np.repeat(d[:, None], n, axis=1), dtype),
+        jnp.asarray(x, dtype),
+        None if size is None else jnp.asarray(np.broadcast_to(np.asarray(size, float), y.shape), dtype),
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _loglik_rows(fam):
+    """jit(vmap(fam.loglik)) over rows of (eta, disp_eta, extra); y and size shared."""
+    return jax.jit(jax.vmap(fam.loglik, in_axes=(None, 0, 0, 0, None)))
+
+
+@functools.lru_cache(maxsize=None)
+def _value_grad_rows(fam):
+    """Per row: loglik and its elementwise derivative in eta."""
+
+    def row(y, e, d, x, size):
+        ll, vjp = jax.vjp(lambda e_: fam.loglik(y, e_, d, x, size), e)
+        return ll, vjp(jnp.ones_like(ll))[0]
+
+    return jax.jit(jax.vmap(row, in_axes=(None, 0, 0, 0, None)))
+
+
+@functools.lru_cache(maxsize=None)
+def _derivs_rows(fam):
+    """Per row: loglik, d/deta, d2/deta2 (elementwise, as loglik is elementwise), d/ddisp,
+    d2/(deta ddisp) and the gradient in extra of the row sum."""
+
+    def row(y, e, d, x, size):
+        def ll(e_, d_, x_):
+            return fam.loglik(y, e_, d_, x_, size)
+
+        def g(e_, d_):
+            # elementwise: d/deta of the sum gives the per-observation derivative
+            return jax.grad(lambda v: jnp.sum(ll(v, d_, x)))(e_)
+
+        return {
+            "ll": ll(e, d, x),
+            "g": g(e, d),
+            "h": jax.grad(lambda v: jnp.sum(g(v, d)))(e),
+            "gd": jax.grad(lambda v: jnp.sum(ll(e, v, x)))(d),
+            # mixed second derivative (eta, disp) is also needed by a Laplace engine
+            "gde": jax.grad(lambda v: jnp.sum(g(e, v)))(d),
+            "gx": jax.grad(lambda v: jnp.sum(ll(e, d, v)))(x),
+        }
+
+    return jax.jit(jax.vmap(row, in_axes=(None, 0, 0, 0, None)))
+
+
+_FD_STEP = 1e-5
+_CASE_EVAL: dict = {}
+
+
+def _case_eval(case):
+    """Everything the loglik / derivative tests need for one case, in one compiled call.
+
+    Rows are stacked in 7 blocks of the case's P parameter values: the point itself, eta +- h,
+    disp +- 1e-5, extra +- 1e-5 (h = 1e-5 max(1, |eta|)); every output has a leading (7, P).
+    """
+    key = id(case)
+    if key not in _CASE_EVAL:
+        fam, y, params, size, _ = case
+        yy, e, d, x, sz = _rows(fam, y, params, size)
+        hstep = jnp.asarray([_FD_STEP * max(1.0, abs(q[0])) for q in params])[:, None]
+        e_all = jnp.concatenate([e, e + hstep, e - hstep, e, e, e, e])
+        d_all = jnp.concatenate([d, d, d, d + _FD_STEP, d - _FD_STEP, d, d])
+        x_all = jnp.concatenate([x, x, x, x, x, x + _FD_STEP, x - _FD_STEP])
+        out = _derivs_rows(fam)(yy, e_all, d_all, x_all, sz)
+        _CASE_EVAL[key] = {k: np.asarray(v).reshape((7, len(params)) + v.shape[1:]) for k, v in out.items()}
+    return _CASE_EVAL[key]
+
+
+# ---------------------------------------------------------------------------------------
 # log-density against scipy
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_loglik_matches_scipy(case):
     fam, y, params, size, ref = case
-    ll_fn = jax.jit(fam.loglik)
-    for eta, d, x in params:
-        got = np.asarray(ll_fn(*_args(fam, y, eta, d, x, size)))
+    ll = _case_eval(case)["ll"][0]
+    for i, (eta, d, x) in enumerate(params):
+        got = ll[i]
+        assert got.shape == y.shape
         mu = LINKINV[fam.link.name](np.full(y.shape, eta, dtype=float))
         want = ref(y, mu, d, x, size)
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10, err_msg=f"{fam} eta={eta} disp={d} extra={x}")
@@ -146,11 +236,12 @@ def test_loglik_matches_scipy(case):
 def test_binomial_size_none_is_bernoulli():
     fam = Binomial()
     y = jnp.array([0.0, 1.0, 1.0, 0.0])
-    eta = jnp.array([-1.0, 0.3, 2.0, 5.0])
-    a = fam.loglik(y, eta, None, jnp.zeros(0), None)
-    b = fam.loglik(y, eta, None, jnp.zeros(0), jnp.ones(4))
+    eta = jnp.array([[-1.0, 0.3, 2.0, 5.0]])
+    z, ex = jnp.zeros((1, 4)), jnp.zeros((1, 0))
+    a = _loglik_rows(fam)(y, eta, z, ex, None)[0]
+    b = _loglik_rows(fam)(y, eta, z, ex, jnp.ones(4))[0]
     np.testing.assert_allclose(a, b, rtol=1e-14)
-    np.testing.assert_allclose(a, st.bernoulli.logpmf(np.asarray(y), sps.expit(np.asarray(eta))), rtol=1e-12)
+    np.testing.assert_allclose(a, st.bernoulli.logpmf(np.asarray(y), sps.expit(np.asarray(eta[0]))), rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------
@@ -171,14 +262,16 @@ def test_pmf_sums_to_one(fam, params, size):
     # for these means (<= e^3) and dispersions (NB2 theta >= 0.5: tail ~ (mu/(mu+theta))^k).
     ymax = size if size is not None else 3000.0
     y = np.arange(0.0, ymax + 1.0)
-    for eta, d, x in params:
-        ll = fam.loglik(*_args(fam, y, eta, d, x, None if size is None else np.full(y.shape, size)))
+    ll_all = np.asarray(_loglik_rows(fam)(*_rows(fam, y, params, size)))
+    mus = np.asarray(fam.mean(jnp.asarray([float(q[0]) for q in params])))
+    for i, (eta, d, x) in enumerate(params):
+        ll = ll_all[i]
+        assert ll.shape == y.shape
         assert np.all(np.isfinite(ll))
-        np.testing.assert_allclose(float(jnp.sum(jnp.exp(ll))), 1.0, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(np.sum(np.exp(ll)), 1.0, rtol=0, atol=1e-12)
         # and the mean is mu (proportion for binomial)
-        m = float(jnp.sum(y * jnp.exp(ll)))
-        mu = float(fam.mean(jnp.asarray(eta)))
-        np.testing.assert_allclose(m / (1.0 if size is None else size), mu, rtol=1e-10)
+        m = float(np.sum(y * np.exp(ll)))
+        np.testing.assert_allclose(m / (1.0 if size is None else size), float(mus[i]), rtol=1e-10)
 
 
 CONTINUOUS = [
@@ -190,22 +283,56 @@ CONTINUOUS = [
 ]
 
 
+def _de_nodes(support, h, tmax=4.0):
+    """Double-exponential quadrature nodes and weights (step h in t on [-tmax, tmax]):
+    sinh-sinh on the real line, exp-sinh on (0, inf), tanh-sinh on (0, 1). The transforms
+    decay doubly exponentially at both ends, so endpoint singularities (Gamma shape < 1,
+    Beta parameters < 1) and heavy tails (t with small df) are integrated accurately.
+    Nodes that round onto (or beyond) the end of the support get weight 0."""
+    t = -tmax + h * np.arange(int(round(2 * tmax / h)) + 1)
+    s = 0.5 * np.pi * np.sinh(t)
+    ds = 0.5 * np.pi * np.cosh(t)
+    lo, hi = support
+    if (lo, hi) == (-np.inf, np.inf):
+        x, w = np.sinh(s), np.cosh(s) * ds
+    elif (lo, hi) == (0.0, np.inf):
+        x = np.exp(s)
+        w = x * ds
+    elif (lo, hi) == (0.0, 1.0):
+        x = sps.expit(2 * s)
+        w = 2 * ds * sps.expit(2 * s) * sps.expit(-2 * s)
+    else:
+        raise ValueError(support)
+    ok = (x > lo) & (x < hi) & np.isfinite(x) & np.isfinite(w)
+    mid = 0.5 if np.isfinite(hi) else 1.0
+    return np.where(ok, x, mid), np.where(ok, h * w, 0.0)
+
+
 @pytest.mark.parametrize("fam,params,support", CONTINUOUS, ids=lambda v: repr(v) if isinstance(v, Family) else "")
 def test_density_integrates_to_one(fam, params, support):
-    ll_fn = jax.jit(fam.loglik)
-    for eta, d, x in params:
-        ex = jnp.asarray(np.asarray(x, float).reshape(fam.n_extra))
-
-        def dens(v):
-            return float(jnp.exp(ll_fn(jnp.array([v]), jnp.array([eta]), jnp.array([d]), ex, None))[0])
-
-        total, err = scipy.integrate.quad(dens, *support, limit=200, epsabs=1e-11, epsrel=1e-11)
+    # one vectorized call on the nodes of a double-exponential rule with step h/2; the rule
+    # with step h (every other node, double weight) gives an error estimate.
+    h = 1.0 / 16
+    x, w = _de_nodes(support, h / 2)
+    ll = np.asarray(_loglik_rows(fam)(*_rows(fam, x, params, None)))
+    for i, (eta, d, _) in enumerate(params):
+        f = np.exp(ll[i])
+        assert np.all(np.isfinite(f)), f"{fam} eta={eta} disp={d}"
+        total = float(np.sum(w * f))
+        coarse = float(2.0 * np.sum(w[::2] * f[::2]))
+        err = abs(total - coarse)
+        assert err < 1e-10, (fam, eta, d, total, coarse)
         np.testing.assert_allclose(total, 1.0, atol=1e-8, err_msg=f"{fam} eta={eta} disp={d}")
 
 
 # ---------------------------------------------------------------------------------------
 # sampler
 # ---------------------------------------------------------------------------------------
+# All draws use the same shape and dtype (N_DRAWS, float64, except the float32 check), so
+# jax.random's compiled samplers (gamma, poisson, binomial, beta, ...) are compiled once per
+# sampler and shared by all families and tests that use them.
+N_DRAWS = 200_000
+
 SAMPLE_CASES = [
     (Gaussian(), 1.3, 0.4, [], None),
     (Gaussian("log"), 0.5, -1.0, [], None),
@@ -231,7 +358,7 @@ def test_sample_moments(fam, eta, d, x, size):
     # and of the sample variance (SE estimated as sd((y - ybar)^2)/sqrt(N)), so a correct
     # sampler fails with probability ~1e-6 per check, while a wrong variance function (e.g. a
     # mu^2/theta vs mu/theta mix-up) is off by many SEs. Keys are fixed, so the test is exact.
-    n = 200_000
+    n = N_DRAWS
     key = jax.random.PRNGKey(20240611)
     eta_v = jnp.full(n, eta)
     d_v = jnp.full(n, d)
@@ -252,8 +379,10 @@ def test_sample_moments(fam, eta, d, x, size):
 
 
 def test_sample_respects_support_and_float32():
+    # N_DRAWS (>= the 1000 draws this test needs) so the samplers compiled for
+    # test_sample_moments are reused; every draw is checked.
     key = jax.random.PRNGKey(1)
-    n = 1000
+    n = N_DRAWS
     y = Binomial().sample(key, jnp.zeros(n), None, jnp.zeros(0), jnp.full(n, 7.0))
     assert np.all((y >= 0) & (y <= 7) & (y == np.round(y)))
     y = NegativeBinomial2().sample(key, jnp.zeros(n), jnp.zeros(n), jnp.zeros(0), None)
@@ -313,34 +442,32 @@ def test_check_response_accepts(fam, y, size):
 # ---------------------------------------------------------------------------------------
 # derivatives
 # ---------------------------------------------------------------------------------------
-def _fd(f, x, h):
-    return (f(x + h) - f(x - h)) / (2 * h)
+def _fd(f_plus, f_minus, h):
+    return (f_plus - f_minus) / (2 * h)
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_derivatives_match_finite_differences(case):
     fam, y, params, size, _ = case
-    for eta, d, x in params:
-        yy, e, dd, ex, sz = _args(fam, y, eta, d, x, size)
-        ll = lambda e_, d_=dd, x_=ex: fam.loglik(yy, e_, d_, x_, sz)  # noqa: E731
-        # elementwise: d/deta of the sum gives the per-observation derivative
-        g = jax.jit(jax.grad(lambda e_: jnp.sum(ll(e_))))
-        h2 = jax.jit(jax.grad(lambda e_: jnp.sum(g(e_))))
-        g_e, h_e = np.asarray(g(e)), np.asarray(h2(e))
+    r = _case_eval(case)  # blocks: 0 point, 1/2 eta +- h, 3/4 disp +- 1e-5, 5/6 extra +- 1e-5
+    ll, g = r["ll"], r["g"]
+    for i, (eta, d, x) in enumerate(params):
+        g_e, h_e = r["g"][0, i], r["h"][0, i]
+        assert g_e.shape == y.shape and h_e.shape == y.shape
         assert np.all(np.isfinite(g_e)) and np.all(np.isfinite(h_e)), (fam, eta, d)
-        hstep = 1e-5 * max(1.0, abs(eta))
-        np.testing.assert_allclose(g_e, _fd(ll, e, hstep), rtol=1e-6, atol=1e-6 * (1 + np.abs(g_e).max()))
-        np.testing.assert_allclose(h_e, _fd(g, e, hstep), rtol=1e-6, atol=1e-6 * (1 + np.abs(h_e).max()))
+        hstep = _FD_STEP * max(1.0, abs(eta))
+        np.testing.assert_allclose(g_e, _fd(ll[1, i], ll[2, i], hstep), rtol=1e-6, atol=1e-6 * (1 + np.abs(g_e).max()))
+        np.testing.assert_allclose(h_e, _fd(g[1, i], g[2, i], hstep), rtol=1e-6, atol=1e-6 * (1 + np.abs(h_e).max()))
         if fam.has_dispersion:
-            gd = np.asarray(jax.grad(lambda d_: jnp.sum(ll(e, d_)))(dd))
+            gd = r["gd"][0, i]
             assert np.all(np.isfinite(gd))
-            np.testing.assert_allclose(gd, _fd(lambda d_: ll(e, d_), dd, 1e-5), rtol=1e-6, atol=1e-6 * (1 + np.abs(gd).max()))
+            np.testing.assert_allclose(gd, _fd(ll[3, i], ll[4, i], _FD_STEP), rtol=1e-6, atol=1e-6 * (1 + np.abs(gd).max()))
             # mixed second derivative (eta, disp) is also needed by a Laplace engine
-            gde = np.asarray(jax.grad(lambda d_: jnp.sum(jax.grad(lambda e_: jnp.sum(ll(e_, d_)))(e)))(dd))
+            gde = r["gde"][0, i]
             assert np.all(np.isfinite(gde))
         if fam.n_extra:
-            gx = np.asarray(jax.grad(lambda x_: jnp.sum(ll(e, dd, x_)))(ex))
-            fx = (jnp.sum(ll(e, dd, ex + 1e-5)) - jnp.sum(ll(e, dd, ex - 1e-5))) / 2e-5
+            gx = r["gx"][0, i]
+            fx = (np.sum(ll[5, i]) - np.sum(ll[6, i])) / (2 * _FD_STEP)
             np.testing.assert_allclose(gx, [fx], rtol=1e-6)
 
 
@@ -361,15 +488,10 @@ def test_derivatives_match_finite_differences(case):
 )
 def test_tails_are_finite(fam, y, size, etas, d):
     # extreme linear predictors must give finite log-likelihoods and derivatives
-    y = jnp.asarray(y)
-    sz = None if size is None else jnp.full(y.shape, size)
-    for eta in etas:
-        e = jnp.full(y.shape, eta)
-        dd = jnp.full(y.shape, d)
-        f = lambda e_: jnp.sum(fam.loglik(y, e_, dd, jnp.zeros(0), sz))  # noqa: E731
-        g = jax.grad(f)
-        # loglik is elementwise, so the Hessian is diagonal: d/deta of sum(g) gives it
-        f0, g0, h0 = jax.jit(lambda e_: (f(e_), g(e_), jax.grad(lambda v: jnp.sum(g(v)))(e_)))(e)
+    # (all etas in one call; loglik is elementwise, so the Hessian is diagonal)
+    r = _derivs_rows(fam)(*_rows(fam, y, [(eta, d, []) for eta in etas], size))
+    for i, eta in enumerate(etas):
+        f0, g0, h0 = np.sum(np.asarray(r["ll"][i])), np.asarray(r["g"][i]), np.asarray(r["h"][i])
         assert np.isfinite(f0), (fam, eta)
         assert np.all(np.isfinite(g0)), (fam, eta)
         assert np.all(np.isfinite(h0)), (fam, eta)
@@ -377,9 +499,9 @@ def test_tails_are_finite(fam, y, size, etas, d):
 
 def test_nbinom2_large_theta_tends_to_poisson():
     y = jnp.asarray(Y_COUNTS)
-    e = jnp.full(y.shape, 1.3)
-    nb = NegativeBinomial2().loglik(y, e, jnp.full(y.shape, 25.0), jnp.zeros(0), None)
-    po = Poisson().loglik(y, e, None, jnp.zeros(0), None)
+    e = jnp.full((1,) + y.shape, 1.3)
+    nb = _loglik_rows(NegativeBinomial2())(y, e, jnp.full(e.shape, 25.0), jnp.zeros((1, 0)), None)[0]
+    po = _loglik_rows(Poisson())(y, e, jnp.zeros(e.shape), jnp.zeros((1, 0)), None)[0]
     np.testing.assert_allclose(nb, po, rtol=0, atol=1e-6)
 
 
@@ -391,15 +513,13 @@ def test_float32(case):
     # float32 carries ~7 digits; the gammaln terms are O(100) here, so the log-density is
     # compared with rtol 1e-4 plus an absolute 1e-4 for values near 0.
     fam, y, params, size, _ = case
-    for eta, d, x in params:
-        a32 = _args(fam, y, eta, d, x, size, jnp.float32)
-        a64 = _args(fam, y, eta, d, x, size, jnp.float64)
-        l32 = jax.jit(fam.loglik)(*a32)
-        l64 = fam.loglik(*a64)
-        assert l32.dtype == jnp.float32
+    l32_all, g32_all = _value_grad_rows(fam)(*_rows(fam, y, params, size, jnp.float32))  # jitted
+    l64_all = _case_eval(case)["ll"][0]
+    for i in range(len(params)):
+        l32, g32 = l32_all[i], g32_all[i]
+        assert l32.dtype == jnp.float32 and l32.shape == y.shape
         assert np.all(np.isfinite(l32))
-        np.testing.assert_allclose(np.asarray(l32, float), np.asarray(l64), rtol=1e-4, atol=1e-4)
-        g32 = jax.grad(lambda e_: jnp.sum(fam.loglik(a32[0], e_, *a32[2:])))(a32[1])
+        np.testing.assert_allclose(np.asarray(l32, float), l64_all[i], rtol=1e-4, atol=1e-4)
         assert g32.dtype == jnp.float32 and np.all(np.isfinite(g32))
 
 
@@ -501,9 +621,11 @@ def test_dispersion_parameters():
 def test_initial_values(fam, eta, d, x, size, target):
     # moment estimates at the true means recover the dispersion to within ~0.2 on the log
     # scale from 20,000 draws; starting means are valid for the link
+    # (drawn with the N_DRAWS shape so the compiled samplers are shared; the first 20,000 are used)
     n = 20_000
     ex = jnp.asarray(np.asarray(x, float).reshape(fam.n_extra))
-    y = np.asarray(fam.sample(jax.random.PRNGKey(3), jnp.full(n, eta), jnp.full(n, d), ex, None))
+    y = np.asarray(fam.sample(jax.random.PRNGKey(3), jnp.full(N_DRAWS, eta), jnp.full(N_DRAWS, d), ex, None))[:n]
+    assert y.shape == (n,)
     fam.check_response(y)
     mu = np.full(n, float(fam.mean(jnp.asarray(eta))))
     assert abs(fam.initial_disp(y, mu) - target) < 0.2
@@ -534,14 +656,17 @@ def test_lgamma_diff_accuracy():
     mpmath.mp.dps = 40
     ys = [0.0, 1.0, 3.0, 17.0, 250.0]
     as_ = [0.03, 1.0, 49.9, 50.0, 50.1, 1e3, 1e6, 1e10, 1e15]
-    for a in as_:
-        for y in ys:
-            want = float(mpmath.loggamma(mpmath.mpf(y) + mpmath.mpf(a)) - mpmath.loggamma(mpmath.mpf(a)))
-            got = float(lgamma_diff(jnp.asarray(y), jnp.asarray(a)))
-            assert abs(got - want) <= 1e-13 * max(1.0, abs(want)), (y, a, got, want)
+    # all (y, a) pairs in one (elementwise) call
+    aa, yy = np.meshgrid(np.array(as_), np.array(ys), indexing="ij")
+    got_all = np.asarray(lgamma_diff(jnp.asarray(yy.ravel()), jnp.asarray(aa.ravel())))
+    assert got_all.shape == (len(as_) * len(ys),)
+    for k, (a, y) in enumerate(zip(aa.ravel(), yy.ravel())):
+        want = float(mpmath.loggamma(mpmath.mpf(float(y)) + mpmath.mpf(float(a))) - mpmath.loggamma(mpmath.mpf(float(a))))
+        got = float(got_all[k])
+        assert abs(got - want) <= 1e-13 * max(1.0, abs(want)), (y, a, got, want)
     # the derivative with respect to a is continuous across the switch
-    d = jax.grad(lambda a: lgamma_diff(5.0, a))
-    np.testing.assert_allclose(d(49.999999), d(50.0), rtol=1e-6)
+    d = jax.vmap(jax.grad(lambda a: lgamma_diff(5.0, a)))(jnp.array([49.999999, 50.0]))
+    np.testing.assert_allclose(d[0], d[1], rtol=1e-6)
 
 
 def test_nbinom_large_dispersion_limits_against_mpmath():
@@ -554,10 +679,11 @@ def test_nbinom_large_dispersion_limits_against_mpmath():
                      + theta * mpmath.log(theta / (theta + mu)) + y * mpmath.log(mu / (theta + mu)))
 
     y = np.array([0.0, 1.0, 4.0, 30.0])
-    for eta, d in [(1.3, 8.0), (1.3, 20.0), (-2.0, 30.0), (3.0, 5.5)]:
-        got = NegativeBinomial2().loglik(jnp.asarray(y), jnp.full(4, eta), jnp.full(4, d), jnp.zeros(0), None)
+    pars = [(1.3, 8.0), (1.3, 20.0), (-2.0, 30.0), (3.0, 5.5)]
+    got_all = np.asarray(_loglik_rows(NegativeBinomial2())(*_rows(NegativeBinomial2(), y, [(e, d, []) for e, d in pars], None)))
+    # nbinom1 with phi = mu/theta (so size mu/phi = theta) is the same distribution
+    got1_all = np.asarray(_loglik_rows(NegativeBinomial1())(*_rows(NegativeBinomial1(), y, [(e, e - d, []) for e, d in pars], None)))
+    for i, (eta, d) in enumerate(pars):
         want = [nb2(v, np.exp(eta), np.exp(d)) for v in y]
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-        # nbinom1 with phi = mu/theta (so size mu/phi = theta) is the same distribution
-        got1 = NegativeBinomial1().loglik(jnp.asarray(y), jnp.full(4, eta), jnp.full(4, eta - d), jnp.zeros(0), None)
-        np.testing.assert_allclose(got1, want, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(got_all[i], want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got1_all[i], want, rtol=1e-10, atol=1e-10)

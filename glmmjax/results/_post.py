@@ -30,18 +30,17 @@ def _modes_and_condvar(spec, Ls, u, F, scale2=1.0):
 
 
 @partial(jax.jit, static_argnames=("spec",))
-def glmm_post(spec: ModelSpec, data: ModelData, x, u0):
-    nll, u = laplace_nll(spec, x, data, u0)
+def glmm_post(spec: ModelSpec, data: ModelData, x, u):
+    """``u`` is the converged mode at ``x`` (the optimizer's final warm-start state)."""
     obj2 = lambda z: laplace_nll(spec, z, data, u, second_order=True)[0]
-    grad = jax.grad(obj2)(x)
-    hess = jax.hessian(obj2)(x)
+    hess, grad = jax.jacfwd(lambda z: (lambda g: (g, g))(jax.grad(obj2)(z)), has_aux=True)(x)
     prm = Params.unpack(spec, x)
     Ls = cholesky_factors(spec, prm.thetas)
     Zl = scaled_z(data, Ls)
     eta = data.X @ prm.beta + data.offset
     for z, c, ub in zip(Zl, data.codes, u):
         eta = eta + jnp.sum(z * ub[c], axis=1)
-    out = dict(objective=nll, grad=grad, hess=hess, eta=eta, Ls=Ls, u=u)
+    out = dict(grad=grad, hess=hess, eta=eta, Ls=Ls, u=u)
     if spec.nblocks:
         _, _, d2 = loglik_terms(spec, data, eta, prm)
         F = blk.factorize(spec.layout, Zl, data.codes, -d2)

@@ -74,9 +74,12 @@ class FitResult:
             extra = np.zeros(0)
         else:
             post = glmm_post(spec, model.data, x, res.aux)
+            x = model.to_external(_np(x))
             prm = Params.unpack(spec, x)
             beta = _np(prm.beta)
-            hess = _np(post["hess"])
+            Jinv = np.linalg.inv(model.jacobian_external())
+            hess = Jinv.T @ _np(post["hess"]) @ Jinv
+            post = dict(post, grad=Jinv.T @ _np(post["grad"]), objective=res.value)
             pnames = model.parameter_names()
             vcov_all, ok = _invert_hessian(hess)
             if not ok:

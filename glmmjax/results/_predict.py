@@ -1,0 +1,345 @@
+"""Prediction, simulation and residuals of a fitted mixed model (lme4 conventions).
+
+Linear predictor. For rows with fixed-effects matrix X, offset o and, per random-effect block
+(grouping factor) g, model-matrix rows z_g and level code j_g(i),
+
+    eta_i = x_i' beta + o_i + sum_{g in R} z_{g,i}' b_{g, j_g(i)},
+
+where R is the set of blocks conditioned on: all of them for ``re_form=None`` (lme4's
+default), none for ``re_form="~0"`` / ``"NA"`` (population level), or the groups named in a
+formula such as ``"~(1|Subject)"``. With new data a level not seen in the fit contributes
+b = 0 (lme4's ``allow.new.levels=TRUE``), i.e. its prediction is the population one for that
+grouping factor. ``type="response"`` applies the inverse link: mu = g^{-1}(eta) (binomial:
+the success probability).
+
+Simulation (lme4's ``simulate.merMod``). For blocks not conditioned on, new random effects
+are drawn per level, b_{g,j} = L_g z, z ~ N(0, I_k), with L_g L_g' = Sigma_g the fitted
+covariance (a symmetric square root, so singular fits work); conditioned blocks keep the
+conditional modes. Then y ~ family(mu = g^{-1}(eta), fitted dispersion). For a Gaussian model
+y_i = eta_i + sigma eps_i / sqrt(w_i) (prior weights w). Binomial draws are successes out of
+the model's numbers of trials. Prior weights of other families do not enter the draws (as R's
+simulate for poisson). The default ``re_form="~0"`` is lme4's ``re.form=NA``.
+
+Residuals, with y the response (binomial: the proportion successes / trials), mu the fitted
+mean at the conditional modes and w the prior weights (binomial: the numbers of trials, as R):
+
+    response:  y - mu
+    pearson:   (y - mu) sqrt(w) / sqrt(V(mu))
+    deviance:  sign(y - mu) sqrt(w d(y, mu))
+
+V is the family's variance at the fitted dispersion: mu(1-mu) (per trial) for the binomial,
+mu for the Poisson, mu + mu^2/theta (nbinom2), mu(1+phi) (nbinom1), mu^2/k (Gamma),
+mu(1-mu)/(1+phi) (beta), sigma^2 df/(df-2) (t), sigma^2 (Gaussian with a dispersion model).
+For a profiled LMM lme4 does not scale by sigma: pearson = deviance = (y - mu) sqrt(w).
+
+The unit deviance d(y, mu) is 2 (l(y; mu_sat) - l(y; mu)) with the dispersion fixed at its
+fitted value, l the family's log density and mu_sat the mean maximizing it:
+
+    poisson    2 (y log(y/mu) - (y - mu))
+    binomial   2 (y log(y/mu) + (1-y) log((1-y)/(1-mu)))  (y a proportion; times w = trials)
+    nbinom2    2 (y log(y/mu) - (y + theta) log((y + theta)/(mu + theta)))    (MASS)
+    t          (df + 1) log(1 + ((y - mu)/sigma)^2 / df)
+    nbinom1, beta: from the log density, mu_sat found by Newton's method from mu = y
+
+(y log y taken as 0 at y = 0). For the two exponential-dispersion families the deviance is
+given without the dispersion, as R's ``family()$dev.resids``: Gaussian (y - mu)^2, Gamma
+-2 (log(y/mu) - (y - mu)/mu). The sum of w d over the rows is lme4's ``deviance()`` of a
+glmer fit (not -2 logLik).
+"""
+from __future__ import annotations
+
+import re
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.special as jsp
+import numpy as np
+
+__all__ = ["predict", "simulate", "residuals", "unit_deviance"]
+
+
+# -- re_form -------------------------------------------------------------------------------
+
+def _conditioned(fit, re_form) -> tuple:
+    """Per block (model.blocks order): whether the block's random effects are conditioned on."""
+    blocks = fit.model.blocks
+    if re_form is None:
+        return tuple(True for _ in blocks)
+    if isinstance(re_form, float) and np.isnan(re_form):
+        return tuple(False for _ in blocks)
+    if not isinstance(re_form, str):
+        raise ValueError(f"re_form must be None, '~0', 'NA' or a formula string, not {re_form!r}")
+    s = re_form.replace(" ", "")
+    if s in ("~0", "NA", "0", "~-1", "~1", "1", ""):
+        return tuple(False for _ in blocks)
+    groups = [g.strip() for g in re.findall(r"\|\|?([^()|]+)\)", s)]
+    if not groups:
+        raise ValueError(f"Cannot read re_form={re_form!r}: use None (all random effects), '~0' (none) "
+                         "or a formula such as '~(1|group)'")
+    known = [b.group for b in blocks]
+    for g in groups:
+        if g not in known:
+            raise ValueError(f"re_form names the grouping factor {g!r}, which is not in the model "
+                             f"(grouping factors: {known})")
+    return tuple(b.group in groups for b in blocks)
+
+
+# -- prediction -----------------------------------------------------------------------------
+
+def _X(model) -> np.ndarray:
+    """The fixed-effects matrix of the fitted rows on the scale of fixef (model.design.X; the
+    model's data.X may be a reparameterized copy used by the optimizer)."""
+    return np.asarray(model.design.X, float)
+
+
+def _new_arrays(fit, newdata, offset, check):
+    """X, offset and per-block (codes, Z) of new rows (blocks merged as in model.blocks).
+
+    ``check[g]`` True: a level of block g not seen in the fit raises ValueError.
+    """
+    import pandas as pd
+
+    from ..design import new_data
+    from ..design._data import _row_labels
+
+    model = fit.model
+    design = model.design
+    newdata = newdata if isinstance(newdata, pd.DataFrame) else pd.DataFrame(newdata)
+    nd = new_data(design, newdata, offset=offset)
+    info = design.fixed_info
+    by_group: dict = {}
+    for i, t in enumerate(design.terms):
+        by_group.setdefault(t.group, []).append(i)
+    per_block = []
+    for chk, b in zip(check, model.blocks):
+        idx = by_group[b.group]
+        codes = np.asarray(nd.codes[idx[0]], np.int64)
+        Z = np.hstack([np.asarray(nd.Z[i], float).reshape(nd.nobs, -1) for i in idx])
+        if chk and np.any(codes < 0):
+            row = int(np.flatnonzero(codes < 0)[0])
+            comps = list(info.terms[idx[0]].components)
+            lab = ":".join(str(_row_labels(newdata[c].iloc[row: row + 1])[0]) for c in comps)
+            raise ValueError(f"new level {lab!r} of grouping factor {b.group!r} (row {row} of newdata) is "
+                             "not in the fitted data; use allow_new_levels=True to predict it at the "
+                             "population level")
+        per_block.append((codes, Z))
+    return np.asarray(nd.X, float), np.asarray(nd.offset, float), per_block
+
+
+def predict(fit, newdata=None, re_form=None, type="response", allow_new_levels=True, offset=None) -> np.ndarray:
+    """Predictions of a fitted model on the link or response scale (lme4's predict.merMod).
+
+    Arguments:
+        fit: a FitResult.
+        newdata: a data frame with the formula's columns (the response may be absent);
+            None predicts the fitted rows.
+        re_form: None conditions on all random effects; "~0" or "NA" gives population-level
+            predictions; "~(1|g)" conditions on grouping factor g only.
+        type: "link" (eta) or "response" (mu; binomial: the probability).
+        allow_new_levels: if False, a level of a conditioned-on grouping factor that is
+            absent from the fit raises ValueError; if True it contributes zero.
+        offset: offsets of the new rows when the model's offset was given as an array.
+    """
+    if type not in ("link", "response"):
+        raise ValueError(f"type must be 'link' or 'response', not {type!r}")
+    cond = _conditioned(fit, re_form)
+    model = fit.model
+    beta = np.asarray(fit.fixef.values, float)
+    if newdata is None:
+        if all(cond):
+            eta = np.asarray(fit.eta, float).copy()
+        else:
+            d = model.data
+            eta = _X(model) @ beta + np.asarray(d.offset)
+            for keep, b, codes, Z in zip(cond, fit.modes, d.codes, d.Z):
+                if keep:
+                    eta = eta + np.sum(np.asarray(Z) * b[np.asarray(codes)], axis=1)
+    else:
+        check = tuple(keep and not allow_new_levels for keep in cond)
+        X, off, per_block = _new_arrays(fit, newdata, offset, check)
+        eta = X @ beta + off
+        for keep, b, (codes, Z) in zip(cond, fit.modes, per_block):
+            if keep:
+                seen = codes >= 0
+                bb = b[np.where(seen, codes, 0)] * seen[:, None]
+                eta = eta + np.sum(Z * bb, axis=1)
+    if type == "link":
+        return eta
+    return np.asarray(model.family.link.linkinv(jnp.asarray(eta)), float)
+
+
+# -- simulation -----------------------------------------------------------------------------
+
+def _sqrt_cov(S) -> np.ndarray:
+    """A square root L of a PSD matrix (L L' = S), robust to singular S."""
+    S = np.asarray(S, float)
+    S = 0.5 * (S + S.T)
+    vals, vecs = np.linalg.eigh(S)
+    return vecs * np.sqrt(np.clip(vals, 0.0, None))
+
+
+@partial(jax.jit, static_argnames=("family", "cond", "nsim"))
+def _simulate_jit(family, cond, nsim, key, fixed, codes, Zs, modes, Ls, disp_eta, extra, size):
+    keys = jax.random.split(key, nsim)
+
+    def one(k):
+        kb, ky = jax.random.split(k)
+        bkeys = jax.random.split(kb, max(len(cond), 1))
+        eta = fixed
+        for i, (keep, c, Z, b, L) in enumerate(zip(cond, codes, Zs, modes, Ls)):
+            if not keep:
+                z = jax.random.normal(bkeys[i], b.shape, dtype=fixed.dtype)
+                b = z @ L.T
+            eta = eta + jnp.sum(Z * b[c], axis=1)
+        return family.sample(ky, eta, disp_eta, extra, size)
+
+    return jax.vmap(one)(keys)
+
+
+def _disp_eta(fit) -> np.ndarray:
+    """Per-row dispersion linear predictor at the fit (Gaussian: log variance incl. weights)."""
+    model = fit.model
+    d = model.data
+    n = int(d.y.shape[0])
+    w = np.asarray(d.weights, float)
+    fam = model.family
+    if model.spec.profiled:
+        de = np.full(n, 2.0 * np.log(fit.sigma_))
+    elif model.spec.pd:
+        de = np.asarray(d.Xd) @ np.asarray(fit.disp_fixef.values, float)
+    else:
+        de = np.zeros(n)
+    if fam.name == "gaussian":
+        de = de - np.log(w)
+    return de
+
+
+def simulate(fit, nsim=1, seed=0, re_form="~0") -> np.ndarray:
+    """Simulated responses from the fitted model, shape (nsim, nobs) (lme4's simulate).
+
+    Arguments:
+        nsim: number of simulated data sets.
+        seed: seed of the jax.random key.
+        re_form: "~0" / "NA" (default, lme4's re.form=NA) draws new random effects from
+            N(0, Sigma); None conditions on the conditional modes; "~(1|g)" conditions on
+            grouping factor g and draws the others.
+
+    Binomial responses are numbers of successes out of the model's trials.
+    """
+    nsim = int(nsim)
+    if nsim < 1:
+        raise ValueError(f"nsim must be >= 1, not {nsim}")
+    cond = _conditioned(fit, re_form)
+    model = fit.model
+    d = model.data
+    dt = d.y.dtype
+    fam = model.family
+    fixed = jnp.asarray(_X(model) @ np.asarray(fit.fixef.values, float) + np.asarray(d.offset), dt)
+    Ls = tuple(jnp.asarray(_sqrt_cov(S), dt) for S in fit.covariances)
+    modes = tuple(jnp.asarray(b, dt) for b in fit.modes)
+    extra = jnp.asarray(fit.extra, dt) if np.size(fit.extra) else jnp.zeros(max(fam.n_extra, 0), dt)
+    out = _simulate_jit(fam, cond, nsim, jax.random.PRNGKey(int(seed)), fixed, tuple(d.codes), tuple(d.Z),
+                        modes, Ls, jnp.asarray(_disp_eta(fit), dt), extra, d.size)
+    return np.asarray(out, float)
+
+
+# -- residuals ------------------------------------------------------------------------------
+
+def _xlogy_ratio(y, m):
+    """y log(y / m), 0 at y = 0."""
+    return jsp.xlogy(y, y) - jsp.xlogy(y, m)
+
+
+def _saturated_newton(family, y, disp_eta, extra, size, lmu0, steps=30):
+    """max over log mu of the log density at y (elementwise), by damped Newton from lmu0."""
+
+    def ll(lm):
+        return family.loglik(y, family.link.linkfun(jnp.exp(lm)), disp_eta, extra, size)
+
+    g = jax.grad(lambda lm: jnp.sum(ll(lm)))
+    h = lambda lm: jax.jvp(g, (lm,), (jnp.ones_like(lm),))[1]
+
+    def body(lm, _):
+        gr, hs = g(lm), h(lm)
+        step = jnp.where(hs < 0, -gr / jnp.where(hs < 0, hs, -1.0), 0.1 * gr)
+        step = jnp.clip(step, -1.0, 1.0)
+        new = lm + step
+        better = ll(new) >= ll(lm)
+        return jnp.where(better, new, lm), None
+
+    lm, _ = jax.lax.scan(body, lmu0, None, length=steps)
+    return jnp.maximum(ll(lm), ll(lmu0))
+
+
+def unit_deviance(family, y, mu, disp_eta, extra, size=None):
+    """Unit deviance d(y, mu) per row (see the module docstring); binomial y = successes.
+
+    For the binomial the value is for all ``size`` trials (R's dev.resids times the weight).
+    """
+    y = jnp.asarray(y)
+    mu = jnp.asarray(mu)
+    name = family.name
+    if name == "gaussian":
+        return (y - mu) ** 2
+    if name == "poisson":
+        return 2.0 * (_xlogy_ratio(y, mu) - (y - mu))
+    if name == "binomial":
+        n = jnp.ones_like(y) if size is None else jnp.asarray(size)
+        return 2.0 * (_xlogy_ratio(y, n * mu) + _xlogy_ratio(n - y, n * (1.0 - mu)))
+    if name == "nbinom2":
+        th = jnp.exp(disp_eta)
+        return 2.0 * (_xlogy_ratio(y, mu) - (y + th) * (jnp.log(y + th) - jnp.log(mu + th)))
+    if name == "Gamma":
+        return -2.0 * (jnp.log(y / mu) - (y - mu) / mu)
+    if name == "t":
+        df = jnp.exp(jnp.asarray(extra)[0])
+        z = (y - mu) * jnp.exp(-disp_eta)
+        return (df + 1.0) * jnp.log1p(z * z / df)
+    # generic: 2 (max_mu l(y; mu) - l(y; mu)) with the dispersion fixed (nbinom1, beta, others)
+    eta = family.link.linkfun(mu)
+    ll_mu = family.loglik(y, eta, disp_eta, extra, size)
+    if name == "nbinom1":
+        pos = y > 0
+        y0 = jnp.where(pos, y, 1.0)
+        sat = _saturated_newton(family, y0, disp_eta, extra, size, jnp.log(y0))
+        sat = jnp.where(pos, sat, 0.0)      # y = 0: the density tends to 1 as mu -> 0
+    else:
+        sat = _saturated_newton(family, y, disp_eta, extra, size, jnp.log(y))
+    return jnp.maximum(2.0 * (sat - ll_mu), 0.0)
+
+
+def residuals(fit, type="response") -> np.ndarray:
+    """Residuals at the conditional modes: "response", "pearson" or "deviance" (R's conventions).
+
+    Binomial residuals are on the proportion scale (successes / trials) with the trials as
+    weights; a profiled LMM's pearson and deviance residuals are sqrt(w) (y - mu), not
+    divided by sigma (lme4).
+    """
+    if type not in ("response", "pearson", "deviance"):
+        raise ValueError(f"type must be 'response', 'pearson' or 'deviance', not {type!r}")
+    model = fit.model
+    fam = model.family
+    d = model.data
+    y = np.asarray(d.y, float)
+    size = np.asarray(d.size, float)
+    w = np.asarray(d.weights, float)
+    mu = fit.fitted()
+    binom = fam.name == "binomial"
+    yr = y / size if binom else y
+    r = yr - mu
+    if type == "response":
+        return r
+    wr = w * size if binom else w          # R's prior weights (binomial: trials)
+    if model.spec.profiled:
+        return r * np.sqrt(wr)
+    n = y.shape[0]
+    de = (np.asarray(d.Xd) @ np.asarray(fit.disp_fixef.values, float)) if model.spec.pd else np.zeros(n)
+    extra = jnp.asarray(fit.extra) if np.size(fit.extra) else jnp.zeros(fam.n_extra)
+    if type == "pearson":
+        V = np.asarray(fam.variance(jnp.asarray(mu), jnp.asarray(de), extra, None), float)
+        V = np.broadcast_to(V, r.shape)
+        return r * np.sqrt(wr) / np.sqrt(V)
+    dev = w * np.asarray(unit_deviance(fam, jnp.asarray(y), jnp.asarray(mu), jnp.asarray(de), extra,
+                                       jnp.asarray(size)), float)
+    return np.sign(r) * np.sqrt(np.clip(dev, 0.0, None))

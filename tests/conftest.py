@@ -1,0 +1,39 @@
+"""Shared test set-up: JAX's persistent compilation cache and fitted reference models.
+
+Fitting a model structure compiles it once (seconds); every test that needs a reference
+fit takes it from the session-scoped ``reference_fit`` cache, so each model is compiled and
+fitted once per test session.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import jax
+import pytest
+
+import glmmjax as gj
+
+from reference import load_reference, fit_reference
+
+_CACHE = Path(__file__).resolve().parent.parent / ".jax_cache"
+jax.config.update("jax_compilation_cache_dir", str(_CACHE))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+@pytest.fixture(scope="session")
+def reference_fit():
+    """reference_fit(id) -> (json dict, FitResult), fitted once per session."""
+    cache: dict = {}
+
+    def get(ref_id: str):
+        if ref_id not in cache:
+            ref = load_reference(ref_id)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                fit = fit_reference(ref)
+            cache[ref_id] = (ref, fit, [str(w.message) for w in caught])
+        return cache[ref_id]
+
+    return get

@@ -1,0 +1,78 @@
+"""The glmmjax command (glmmjax.cli), run in-process."""
+import pytest
+
+import glmmjax as gj
+from glmmjax import cli
+
+
+@pytest.fixture(autouse=True)
+def no_persistent_cache(monkeypatch):
+    # keep the test session's JAX configuration as it is (the CLI turns the cache on)
+    monkeypatch.setattr(cli, "_enable_compilation_cache", lambda: None)
+
+
+@pytest.fixture(scope="module")
+def sleep_out():
+    import io
+    import contextlib
+    import warnings
+
+    buf = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(buf):
+        warnings.simplefilter("ignore")
+        saved, cli._enable_compilation_cache = cli._enable_compilation_cache, lambda: None
+        rc = cli.main(["fit", "--dataset", "sleepstudy", "Reaction ~ Days + (Days|Subject)"])
+    cli._enable_compilation_cache = saved
+    return rc, buf.getvalue()
+
+
+def test_fit_prints_summary(sleep_out):
+    rc, out = sleep_out
+    assert rc == 0
+    lines = [ln.rstrip() for ln in out.splitlines()]
+    assert lines[0] == "Linear mixed model fit by REML ['lmerMod']"
+    assert lines[1] == "Formula: Reaction ~ Days + (Days | Subject)"
+    assert lines[2] == "   Data: sleepstudy"
+    assert "REML criterion at convergence: 1743.6" in lines
+    assert "Number of obs: 180, groups:  Subject, 18" in lines
+    assert any(ln.startswith("(Intercept)  251.40") for ln in lines)
+
+
+def test_datasets_lists_sources(capsys):
+    assert cli.main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in gj.datasets.names():
+        assert name in out
+    assert "lme4::sleepstudy" in out and "lme4::grouseticks" in out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["fit", "--dataset", "sleepstudy", "Reaction ~ Days + (Days|"], "formula"),
+    (["fit", "--dataset", "sleepstudy", "Reaction ~ Foo + (1|Subject)"], "Foo"),
+    (["fit", "--dataset", "nosuchdata", "y ~ x + (1|g)"], "nosuchdata"),
+    (["fit", "--dataset", "sleepstudy", "--family", "nosuchfamily", "Reaction ~ Days + (1|Subject)"], "nosuchfamily"),
+    (["fit", "--dataset", "sleepstudy", "--family", "poisson", "--link", "probit", "Reaction ~ Days + (1|Subject)"], "probit"),
+    (["fit", "--data", "/nonexistent/file.csv", "y ~ x + (1|g)"], "not found"),
+    (["fit", "Reaction ~ Days + (1|Subject)"], "--dataset"),
+    (["fit", "--dataset", "sleepstudy", "--method", "nelder", "Reaction ~ Days + (1|Subject)"], "method"),
+])
+def test_bad_input_exits_2(capsys, argv, needle):
+    assert cli.main(argv) == 2
+    cap = capsys.readouterr()
+    assert "glmmjax: error:" in cap.err
+    assert needle in cap.err
+    assert "Traceback" not in cap.err + cap.out
+
+
+def test_fit_from_csv_bad_column(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    gj.datasets.load("sleepstudy").to_csv(path, index=False)
+    assert cli.main(["fit", "--data", str(path), "Reaction ~ Nope + (1|Subject)"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("glmmjax: error:") and "Nope" in err and "Traceback" not in err
+
+
+def test_help_and_module_entry(capsys):
+    assert cli.main(["--help"]) == 0
+    assert "fit" in capsys.readouterr().out
+    import glmmjax.__main__  # noqa: F401  (importable; runs main only as a script)
