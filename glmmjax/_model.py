@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -239,22 +240,15 @@ class GLMM:
     def objective(self):
         """The objective as a plain JAX function of the flat parameter vector.
 
-        For GLMMs the Laplace negative log-likelihood; for a profiled LMM half the ML deviance
-        or REML criterion as a function of theta. Its jax.grad is exact (implicit
-        differentiation of the inner mode solve).
+        For GLMMs the Laplace negative log-likelihood (parameters as ``parameter_names()``,
+        fixed effects on the scale of X); for a profiled LMM half the ML deviance or REML
+        criterion as a function of theta. The model's arrays are passed to a compiled
+        function as arguments (not closed over), so the function can be jitted, vmapped and
+        differentiated; its jax.grad is exact (implicit differentiation of the mode solve).
         """
         spec, data = self.spec, self.data
-        if spec.profiled:
-            return lambda x: lmm_objective(spec, jnp.asarray(x, data.y.dtype), data)
-        s = spec.slices()["beta"]
         Tinv = jnp.asarray(np.linalg.inv(self.T), data.y.dtype)
-
-        def nll(x):
-            x = jnp.asarray(x, data.y.dtype)
-            x = x.at[s].set(Tinv @ x[s])
-            return laplace_nll(spec, x, data, zero_modes(spec, x.dtype))[0]
-
-        return nll
+        return partial(_objective, spec, data, Tinv)
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, start=None, *, method="lbfgs", gtol=1e-6, maxiter=500):
@@ -312,6 +306,16 @@ class GLMM:
 
     def __repr__(self):
         return f"GLMM({self.formula!r}, family={self.family!r}, nobs={self.design.nobs})"
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _objective(spec, data, Tinv, x):
+    x = jnp.asarray(x, data.y.dtype)
+    if spec.profiled:
+        return lmm_objective(spec, x, data)
+    s = spec.slices()["beta"]
+    x = x.at[s].set(Tinv @ x[s])
+    return laplace_nll(spec, x, data, zero_modes(spec, x.dtype))[0]
 
 
 def glmm(formula: str, data, family="gaussian", *, disp=None, zi=None, reml=None, weights=None, offset=None,

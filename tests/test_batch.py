@@ -1,0 +1,78 @@
+"""fit_batch: one compiled computation over many responses, equal to the single fits."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import glmmjax as gj
+from glmmjax.fit import _batch
+
+FORMULA = "TICKS ~ YEAR + (1|LOCATION)"
+
+
+@pytest.fixture(scope="module")
+def grouse():
+    data = gj.datasets.load("grouseticks")
+    model = gj.GLMM(FORMULA, data, family="poisson")
+    fit = model.fit()
+    Y = fit.simulate(nsim=50, seed=11)
+    return data, model, Y
+
+
+@pytest.fixture(scope="module")
+def batch(grouse):
+    _, model, Y = grouse
+    return model.fit_batch(Y, strategy="map")
+
+
+def test_batch_equals_single_fits(grouse, batch):
+    data, model, Y = grouse
+    singles = []
+    for y in Y:
+        d = data.copy()
+        d["TICKS"] = y
+        singles.append(gj.glmm(FORMULA, d, family="poisson"))
+    x = np.array([f.x for f in singles])
+    np.testing.assert_allclose(batch.params.values, x, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(batch.loglik, [f.loglik for f in singles], rtol=1e-9)
+    assert batch.converged.all()
+    assert list(batch.fixef.columns) == list(model.fixed_names)
+
+
+def test_batch_is_one_compiled_computation(grouse, batch):
+    _, model, Y = grouse
+    before = _batch._map._cache_size()
+    again = model.fit_batch(Y[::-1], strategy="map")  # same shapes: no new compilation
+    assert _batch._map._cache_size() == before
+    np.testing.assert_allclose(again.params.values[::-1], batch.params.values, atol=1e-8)
+
+
+def test_strategies_agree(grouse, batch):
+    _, model, Y = grouse
+    threads = model.fit_batch(Y[:6], strategy="threads", threads=2)
+    vmapped = model.fit_batch(Y[:4], strategy="vmap")
+    np.testing.assert_allclose(threads.params.values, batch.params.values[:6], atol=1e-7)
+    np.testing.assert_allclose(vmapped.params.values, batch.params.values[:4], atol=1e-5)
+
+
+def test_lmm_batch_equals_single_fit():
+    data = gj.datasets.load("sleepstudy")
+    model = gj.GLMM("Reaction ~ Days + (Days|Subject)", data)
+    Y = model.fit().simulate(nsim=3, seed=5)
+    b = model.fit_batch(Y, strategy="map")
+    for i, y in enumerate(Y):
+        d = data.copy()
+        d["Reaction"] = y
+        f = gj.glmm("Reaction ~ Days + (Days|Subject)", d)
+        np.testing.assert_allclose(b.fixef.values[i], f.fixef.values, rtol=1e-6)
+        assert b.loglik[i] == pytest.approx(f.loglik, rel=1e-10)
+
+
+def test_batch_input_errors(grouse):
+    _, model, Y = grouse
+    with pytest.raises(ValueError, match="shape"):
+        model.fit_batch(Y[:, :10])
+    with pytest.raises(ValueError, match="negative"):
+        model.fit_batch(-Y[:2])
+    with pytest.raises(ValueError, match="strategy"):
+        model.fit_batch(Y[:2], strategy="pmap")

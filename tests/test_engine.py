@@ -1,0 +1,155 @@
+"""The objective itself: autodiff gradients, models without random effects, float32, and
+the errors bad input gets."""
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+import glmmjax as gj
+
+
+def _fd_grad(f, x, h=1e-5):
+    g = np.zeros_like(x)
+    for i in range(len(x)):
+        e = np.zeros_like(x)
+        e[i] = h * max(1.0, abs(x[i]))
+        g[i] = (f(x + e) - f(x - e)) / (2 * e[i])
+    return g
+
+
+@pytest.mark.parametrize("ref_id", ["grouseticks_glmer_pois_loc_index", "petrol_tmb_beta",
+                                    "sleepstudy_lmer_reml_slope", "arabidopsis_tmb_nb2"])
+def test_autodiff_gradient_matches_finite_differences(reference_fit, ref_id):
+    _, fit, _ = reference_fit(ref_id)
+    obj = fit.model.objective()
+    grad = jax.jit(jax.grad(obj))
+    # a point away from the optimum, where the gradient is not ~0
+    x = fit.x * 1.05 + 0.01
+    g = np.asarray(grad(x))
+    fd = _fd_grad(lambda z: float(obj(z)), x)
+    # central differences with h ~ 1e-5: truncation ~1e-10 relative, rounding ~1e-16 * f / h
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-6 * max(1.0, abs(float(obj(x)))) * 1e-2)
+
+
+def test_gradient_at_optimum_is_zero(reference_fit):
+    for ref_id in ["cbpp_tmb_binom", "grouseticks_glmer_pois_loc", "exam_lmer_reml_slope", "petrol_tmb_beta"]:
+        _, fit, _ = reference_fit(ref_id)
+        assert fit.max_grad < 1e-4, (ref_id, fit.max_grad)
+
+
+def test_poisson_glm_without_random_effects_matches_irls():
+    data = gj.datasets.load("grouseticks")
+    fit = gj.glmm("TICKS ~ YEAR + cHEIGHT", data, family="poisson")
+    X = fit.model.design.X
+    y = data["TICKS"].to_numpy(float)
+    beta = np.zeros(X.shape[1])
+    beta[0] = np.log(y.mean())
+    for _ in range(50):  # IRLS, the textbook GLM fit
+        mu = np.exp(X @ beta)
+        z = X @ beta + (y - mu) / mu
+        beta = np.linalg.solve(X.T @ (mu[:, None] * X), X.T @ (mu * z))
+    np.testing.assert_allclose(fit.fixef.values, beta, rtol=1e-6)
+    mu = np.exp(X @ beta)
+    cov = np.linalg.inv(X.T @ (mu[:, None] * X))
+    np.testing.assert_allclose(fit.se.values, np.sqrt(np.diag(cov)), rtol=1e-5)
+    assert fit.ngroups == {}
+
+
+def test_linear_model_without_random_effects_is_least_squares():
+    data = gj.datasets.load("sleepstudy")
+    fit = gj.glmm("Reaction ~ Days", data)
+    X = fit.model.design.X
+    y = data["Reaction"].to_numpy(float)
+    beta, rss, *_ = np.linalg.lstsq(X, y, rcond=None)
+    n = len(y)
+    np.testing.assert_allclose(fit.fixef.values, beta, rtol=1e-7)
+    assert fit.sigma == pytest.approx(np.sqrt(rss[0] / n), rel=1e-6)  # ML estimate
+    assert fit.loglik == pytest.approx(-n / 2 * (np.log(2 * np.pi * rss[0] / n) + 1), rel=1e-9)
+
+
+def test_float32_fit_close_to_float64():
+    data = gj.datasets.load("grouseticks")
+    f64 = gj.glmm("TICKS ~ YEAR + (1|LOCATION)", data, family="poisson")
+    f32 = gj.glmm("TICKS ~ YEAR + (1|LOCATION)", data, family="poisson", dtype="float32")
+    assert f32.model.data.y.dtype == np.float32
+    np.testing.assert_allclose(f32.fixef.values, f64.fixef.values, atol=2e-3)
+    assert f32.loglik == pytest.approx(f64.loglik, abs=0.05)
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sleep():
+    return gj.datasets.load("sleepstudy")
+
+
+@pytest.mark.parametrize("formula, family, message", [
+    ("Reaction ~ Dayz + (1|Subject)", "gaussian", "Dayz"),
+    ("Reaction ~ Days + (1|Subjekt)", "gaussian", "Subjekt"),
+    ("Reaction ~ Days + (1|Subject", "gaussian", "parenthes"),
+    ("Reaction ~ Days + (|Subject)", "gaussian", "left-hand side of '\\|'"),
+])
+def test_formula_errors(sleep, formula, family, message):
+    with pytest.raises(ValueError, match=message):
+        gj.GLMM(formula, sleep, family)
+
+
+def test_response_outside_support():
+    grouse = gj.datasets.load("grouseticks")
+    bad = grouse.assign(TICKS=grouse["TICKS"] - 1)
+    with pytest.raises(ValueError, match="negative"):
+        gj.GLMM("TICKS ~ YEAR + (1|LOCATION)", bad, "poisson")
+    with pytest.raises(ValueError, match="integer"):
+        gj.GLMM("TICKS ~ YEAR + (1|LOCATION)", grouse.assign(TICKS=grouse["TICKS"] + 0.5), "nbinom2")
+    petrol = gj.datasets.load("petrol")
+    with pytest.raises(ValueError, match=r"\(0, 1\)|\(0,1\)"):
+        gj.GLMM("Y ~ EP + (1|No)", petrol, "beta")
+    with pytest.raises(ValueError, match="positive|> 0|<= 0"):
+        gj.GLMM("EP ~ Y + (1|No)", petrol.assign(EP=petrol["EP"] - 300), "Gamma")
+    cbpp = gj.datasets.load("cbpp")
+    with pytest.raises(ValueError, match="trials|size|exceed|greater"):
+        gj.GLMM("cbind(incidence, size - incidence - 30) ~ period + (1|herd)", cbpp, "binomial")
+
+
+def test_grouping_factor_with_one_level(sleep):
+    one = sleep.assign(g="a")
+    with pytest.raises(ValueError, match="1 level"):
+        gj.GLMM("Reaction ~ Days + (1|g)", one)
+
+
+def test_too_many_random_effects_for_an_lmm(sleep):
+    d = sleep.assign(obs=np.arange(len(sleep)).astype(str))
+    with pytest.raises(ValueError, match="number of observations"):
+        gj.GLMM("Reaction ~ Days + (1|obs)", d)
+    # as lme4, the check is per term, so Exam's (1|school/student) with 4055 levels for 4059 rows fits
+
+
+def test_missing_values_dropped_with_warning(sleep):
+    d = sleep.copy()
+    d.loc[[0, 5], "Reaction"] = np.nan
+    with pytest.warns(UserWarning, match="2"):
+        model = gj.GLMM("Reaction ~ Days + (1|Subject)", d)
+    assert model.design.nobs == len(d) - 2
+
+
+def test_option_errors(sleep):
+    grouse = gj.datasets.load("grouseticks")
+    with pytest.raises(ValueError, match="REML"):
+        gj.GLMM("TICKS ~ YEAR + (1|LOCATION)", grouse, "poisson", reml=True)
+    with pytest.raises(ValueError, match="dispersion"):
+        gj.GLMM("TICKS ~ YEAR + (1|LOCATION)", grouse, "poisson", disp="~YEAR")
+    with pytest.raises(ValueError, match="family"):
+        gj.GLMM("Reaction ~ Days + (1|Subject)", sleep, "poison")
+    with pytest.raises(TypeError, match="instance"):
+        gj.GLMM("Reaction ~ Days + (1|Subject)", sleep, gj.families.Poisson)
+    with pytest.raises(ValueError, match="start"):
+        gj.GLMM("Reaction ~ Days + (1|Subject)", sleep).fit(start=[1.0, 2.0, 3.0])
+
+
+def test_non_finite_objective_is_an_error_not_nan():
+    grouse = gj.datasets.load("grouseticks")
+    model = gj.GLMM("TICKS ~ YEAR + (1|LOCATION)", grouse, "poisson")
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        model.fit(start=[1e3, 0.0, 0.0, 1.0])
