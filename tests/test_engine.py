@@ -153,3 +153,19 @@ def test_non_finite_objective_is_an_error_not_nan():
     model = gj.GLMM("TICKS ~ YEAR + (1|LOCATION)", grouse, "poisson")
     with pytest.raises(FloatingPointError, match="non-finite"):
         model.fit(start=[1e3, 0.0, 0.0, 1.0])
+
+
+def test_offset_shifts_the_intercept():
+    grouse = gj.datasets.load("grouseticks").assign(two=2.0)
+    base = gj.glmm("TICKS ~ YEAR + (1|LOCATION)", grouse, family="poisson")
+    off = gj.glmm("TICKS ~ YEAR + offset(log(two)) + (1|LOCATION)", grouse, family="poisson")
+    np.testing.assert_allclose(off.fixef.values, base.fixef.values - np.r_[np.log(2.0), 0, 0], atol=1e-6)
+    assert off.loglik == pytest.approx(base.loglik, abs=1e-8)
+
+
+def test_binomial_proportions_with_weights_equal_cbind(reference_fit):
+    _, counts, _ = reference_fit("cbpp_tmb_binom")
+    cbpp = gj.datasets.load("cbpp").assign(prop=lambda d: d["incidence"] / d["size"])
+    props = gj.glmm("prop ~ period + (1|herd)", cbpp, family="binomial", weights="size")
+    np.testing.assert_allclose(props.fixef.values, counts.fixef.values, atol=1e-6)
+    assert props.loglik == pytest.approx(counts.loglik, abs=1e-8)
