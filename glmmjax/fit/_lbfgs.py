@@ -6,6 +6,14 @@ the compiled graph of a GLMM fit (whose objective contains the inner Newton solv
 fraction of the size that optax's zoom line search produces, with the same iterates to
 within line-search details. Curvature pairs with s'y <= 0 are skipped, which keeps the
 inverse-Hessian approximation positive definite without a Wolfe line search.
+
+Line search: the first trial step is capped at MAX_STEP in max-norm (FIRST_STEP while no
+curvature pair is stored, when the direction is the unscaled -g); a rejected step t is
+replaced by the minimizer of the quadratic through f, the slope and the trial value, kept
+within [0.1 t, 0.5 t] (0.1 t after a non-finite value). The Armijo test allows a few ulps of
+rounding in f, so that near the optimum, where f cannot decrease measurably, a step is
+accepted (and counted as stalled) instead of backtracking MAX_BACKTRACK times. Each trial
+is a full objective evaluation (for a GLMM, an inner Newton solve), so these matter.
 """
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ __all__ = ["lbfgs"]
 C1 = 1e-4          # Armijo constant
 MAX_BACKTRACK = 40
 MAX_STEP = 10.0    # largest first trial step, in max-norm
+FIRST_STEP = 1.0   # the same while no curvature pair is stored (the direction is -g, unscaled)
 
 
 def _two_loop(g, S, Y, rho):
@@ -50,6 +59,9 @@ def lbfgs(fun, x0, aux0, *, gtol, ftol, maxiter, memory):
 
     def line_search(x, f, g, aux, direction, t0, first):
         slope = jnp.dot(g, direction)
+        # Armijo up to rounding: near the optimum f cannot decrease by C1 t slope in floating
+        # point, and a strict test would backtrack to MAX_BACKTRACK before giving up.
+        slack = 16.0 * jnp.finfo(dt).eps * (1.0 + jnp.abs(f))
 
         def cond(s):
             t, fn, gn, auxn, k, ok = s
@@ -59,8 +71,12 @@ def lbfgs(fun, x0, aux0, *, gtol, ftol, maxiter, memory):
             t, _, _, _, k, _ = s
             (fn, auxn), gn = vg(x + t * direction, aux)
             fin = jnp.isfinite(fn) & jnp.all(jnp.isfinite(gn))
-            ok = fin & (first | (fn <= f + C1 * t * slope))
-            return jnp.where(ok, t, 0.5 * t), fn, gn, auxn, k + 1, ok
+            ok = fin & (first | (fn <= f + C1 * t * slope + slack))
+            # minimizer of the quadratic through f, slope and fn, kept within [0.1 t, 0.5 t]
+            curv = fn - f - slope * t
+            tq = -slope * t * t / (2.0 * jnp.where(fin & (curv > 0), curv, 1.0))
+            tn = jnp.where(fin & (curv > 0), jnp.clip(tq, 0.1 * t, 0.5 * t), jnp.where(fin, 0.5 * t, 0.1 * t))
+            return jnp.where(ok, t, tn), fn, gn, auxn, k + 1, ok
 
         init = (t0, inf, g, aux, jnp.asarray(0), jnp.asarray(False))
         return jax.lax.while_loop(cond, body, init)
@@ -76,7 +92,8 @@ def lbfgs(fun, x0, aux0, *, gtol, ftol, maxiter, memory):
         descent = jnp.dot(direction, g) < 0
         direction = jnp.where(descent | first, direction, -g)
         nrm = jnp.max(jnp.abs(direction))
-        t0 = jnp.where(nrm > MAX_STEP, MAX_STEP / jnp.where(nrm > 0, nrm, 1.0), 1.0)
+        cap = jnp.where(rho[-1] > 0, MAX_STEP, FIRST_STEP)
+        t0 = jnp.where(nrm > cap, cap / jnp.where(nrm > 0, nrm, 1.0), 1.0)
         t, fn, gn, auxn, _, ok = line_search(x, f, g, aux, direction, t0, first)
         xn = x + t * direction
         s, y = xn - x, gn - g

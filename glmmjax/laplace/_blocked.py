@@ -15,6 +15,22 @@ the lower Cholesky factor of H is [[L_A, 0], [M', L_S]] and log det H = 2 sum lo
 + 2 sum log diag L_S. Everything is linear in n (scatter-adds over observations); the dense
 part costs O(m0 k0 q2^2 + q2^3), so the design keeps the largest factor in block 0
 (MixedModels.jl's blocked Cholesky with a UniformBlockDiagonal leading block).
+
+Observation-level form. When block 0's levels hold few observations each (an
+observation-level random effect, say), the dense (m0, k0, q2) array M is mostly zeros and
+M' M (m0 k0 q2^2 multiply-adds) dominates. B = sum_i w_i z0_i zc_i' (z0_i the k0 entries of
+observation i in block 0, zc_i its nb = sum_{b>0} k_b entries in the dense part) is then
+kept implicit and applied observation by observation:
+
+    B' v = sum_i w_i zc_i (z0_i' v_{c0(i)}),     (B x)_j = sum_{i in level j} w_i z0_i (zc_i' x),
+
+O(n nb) each, and the Schur complement is assembled row by row,
+
+    S = C - B' A^{-1} B = C - sum_i zc_i r_i',   r_i = B_{c0(i)}' A_{c0(i)}^{-1} w_i z0_i  (q2,),
+
+which needs B only as rows gathered by level: O(n (k0 + nb) q2) instead of O(m0 k0 q2^2).
+Solves then use H^{-1} r = (A^{-1}(r0 - B x2), x2) with x2 = S^{-1}(r2 - B' A^{-1} r0).
+The choice is static (shapes only), see ``_sparse_schur``.
 """
 from __future__ import annotations
 
@@ -27,7 +43,7 @@ import numpy as np
 
 from . import _smallk
 
-__all__ = ["BlockLayout", "Factor", "factorize", "solve_lower", "solve_upper", "solve", "logdet"]
+__all__ = ["BlockLayout", "Factor", "factorize", "logdet_H", "solve_lower", "solve_upper", "solve", "logdet"]
 
 
 @dataclass(frozen=True)
@@ -61,14 +77,52 @@ class BlockLayout:
 
 class Factor(NamedTuple):
     LA: jax.Array          # (m0, k0, k0) lower Cholesky factors of the diagonal blocks
-    M: jax.Array           # (m0, k0, q2) L_A^{-1} B
+    M: jax.Array | None    # (m0, k0, q2) L_A^{-1} B; None in the observation-level form
     LS: jax.Array          # (q2, q2) lower Cholesky factor of the Schur complement
+    obs: tuple | None = None  # observation-level form: (w z0 (n, k0), zc (n, nb), rows (n, nb), codes0)
 
 
 def _dense_cols(layout: BlockLayout, b: int, codes):
     """(n, k_b) positions in the dense part of each observation's coefficients of block b."""
     k = layout.ks[b]
     return layout.offsets[b] + codes[:, None] * k + jnp.arange(k, dtype=codes.dtype)[None, :]
+
+
+def _assemble(layout: BlockLayout, Zl, codes, w):
+    """L_A, the Schur complement S, and M (dense form) or the observation data (implicit B)."""
+    m0, k0 = layout.nlevels[0], layout.ks[0]
+    z0 = Zl[0]
+    dtype = z0.dtype
+    A = jax.ops.segment_sum(w[:, None, None] * z0[:, :, None] * z0[:, None, :], codes[0], num_segments=m0)
+    LA = _smallk.cholesky(A + jnp.eye(k0, dtype=dtype))
+    q2 = layout.q2
+    if q2 == 0:
+        return LA, jnp.zeros((0, 0), dtype), jnp.zeros((m0, k0, 0), dtype), None
+    kidx = jnp.arange(k0)
+    cols = [None] + [_dense_cols(layout, b, codes[b]) for b in range(1, layout.nblocks)]
+    if _sparse_schur(layout, w.shape[0]):
+        rows = jnp.concatenate(cols[1:], axis=1)                                   # (n, nb)
+        zc = jnp.concatenate(Zl[1:], axis=1)                                       # (n, nb)
+        wz0 = w[:, None] * z0
+        B = jnp.zeros((m0, k0, q2), dtype).at[codes[0][:, None, None], kidx[None, :, None], rows[:, None, :]].add(
+            wz0[:, :, None] * zc[:, None, :])
+        LAi = LA[codes[0]]
+        p = _smallk.solve_upper(LAi, _smallk.solve_lower(LAi, wz0))               # w_i A_j^{-1} z0_i
+        r = jnp.einsum("nk,nkq->nq", p, B[codes[0]])                               # r_i = B_j' p_i
+        C = jnp.eye(q2, dtype=dtype).at[rows[:, :, None], rows[:, None, :]].add(
+            w[:, None, None] * zc[:, :, None] * zc[:, None, :])
+        S = C - jax.ops.segment_sum((zc[:, :, None] * r[:, None, :]).reshape(-1, q2), rows.reshape(-1), num_segments=q2)
+        return LA, S, None, (wz0, zc, rows, codes[0])
+    B = jnp.zeros((m0, k0, q2), dtype)
+    C = jnp.eye(q2, dtype=dtype)
+    for b in range(1, layout.nblocks):
+        vals = w[:, None, None] * z0[:, :, None] * Zl[b][:, None, :]
+        B = B.at[codes[0][:, None, None], kidx[None, :, None], cols[b][:, None, :]].add(vals)
+        for c in range(1, layout.nblocks):
+            vals = w[:, None, None] * Zl[b][:, :, None] * Zl[c][:, None, :]
+            C = C.at[cols[b][:, :, None], cols[c][:, None, :]].add(vals)
+    M = _smallk.solve_lower(LA, B)
+    return LA, C - jnp.einsum("mkq,mkr->qr", M, M), M, None
 
 
 def factorize(layout: BlockLayout, Zl, codes, w) -> Factor:
@@ -80,29 +134,69 @@ def factorize(layout: BlockLayout, Zl, codes, w) -> Factor:
         codes: tuple of (n,) int arrays, level of each observation in each block.
         w: (n,) weights (the diagonal of W).
     """
-    m0, k0 = layout.nlevels[0], layout.ks[0]
-    z0 = Zl[0]
-    dtype = z0.dtype
-    A = jax.ops.segment_sum(w[:, None, None] * z0[:, :, None] * z0[:, None, :], codes[0], num_segments=m0)
-    A = A + jnp.eye(k0, dtype=dtype)
-    LA = _smallk.cholesky(A)
-    q2 = layout.q2
-    if q2 == 0:
-        return Factor(LA, jnp.zeros((m0, k0, 0), dtype), jnp.zeros((0, 0), dtype))
-    B = jnp.zeros((m0, k0, q2), dtype)
-    C = jnp.eye(q2, dtype=dtype)
-    kidx = jnp.arange(k0)
-    cols = [None] + [_dense_cols(layout, b, codes[b]) for b in range(1, layout.nblocks)]
-    for b in range(1, layout.nblocks):
-        vals = w[:, None, None] * z0[:, :, None] * Zl[b][:, None, :]
-        B = B.at[codes[0][:, None, None], kidx[None, :, None], cols[b][:, None, :]].add(vals)
-        for c in range(1, layout.nblocks):
-            vals = w[:, None, None] * Zl[b][:, :, None] * Zl[c][:, None, :]
-            C = C.at[cols[b][:, :, None], cols[c][:, None, :]].add(vals)
-    M = _smallk.solve_lower(LA, B)
-    S = C - jnp.einsum("mkq,mkr->qr", M, M)
-    LS = jnp.linalg.cholesky(S)
-    return Factor(LA, M, LS)
+    LA, S, M, obs = _assemble(layout, Zl, codes, w)
+    return Factor(LA, M, jnp.linalg.cholesky(S) if S.shape[0] else S, obs)
+
+
+def logdet_H(layout: BlockLayout, Zl, codes, w):
+    """log det H, as logdet(factorize(...)) but with a cheaper derivative.
+
+    log det H = log det A + log det S. The first is elementwise in the (small) factors L_A;
+    the second goes through ``_logdet_spd``, whose derivative tr(S^{-1} dS) replaces
+    differentiating the dense Cholesky factorization.
+    """
+    LA, S, _, _ = _assemble(layout, Zl, codes, w)
+    d = 2.0 * jnp.sum(jnp.log(jnp.diagonal(LA, axis1=-2, axis2=-1)))
+    return d + _logdet_spd(S) if S.shape[0] else d
+
+
+@jax.custom_jvp
+def _logdet_spd(S):
+    """log det S for symmetric positive definite S."""
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(jnp.linalg.cholesky(S))))
+
+
+@_logdet_spd.defjvp
+def _logdet_spd_jvp(primals, tangents):
+    # d log det S = tr(S^{-1} dS), with S^{-1} from the Cholesky factor already computed.
+    (S,), (dS,) = primals, tangents
+    L = jnp.linalg.cholesky(S)
+    Sinv = jax.scipy.linalg.cho_solve((L, True), jnp.eye(S.shape[0], dtype=S.dtype))
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(L))), jnp.sum(Sinv * dS)
+
+
+def _sparse_schur(layout: BlockLayout, n: int) -> bool:
+    """Whether to use the observation-level form (module docstring) for n observations.
+
+    M' M costs m0 k0 q2^2 multiply-adds (a dense matmul); the observation-level form about
+    n (k0 + nb) q2 gathers and scatter-adds, each several times dearer than a multiply-add.
+    The latter wins when block 0's levels have few observations relative to q2.
+    """
+    nb = sum(layout.ks[1:])
+    return 8 * n * (layout.ks[0] + nb) < layout.nlevels[0] * layout.ks[0] * layout.q2
+
+
+def _Bt(layout: BlockLayout, F: Factor, v0):
+    """B' v0 for v0 (m0, k0, ...) -> (q2, ...), observation by observation."""
+    wz0, zc, rows, c0 = F.obs
+    s = jnp.einsum("nk,nk...->n...", wz0, v0[c0])
+    vals = zc.reshape(zc.shape + (1,) * (s.ndim - 1)) * s[:, None]
+    return jax.ops.segment_sum(vals.reshape((-1,) + s.shape[1:]), rows.reshape(-1), num_segments=layout.q2)
+
+
+def _B(layout: BlockLayout, F: Factor, x2):
+    """B x2 for x2 (q2, ...) -> (m0, k0, ...), observation by observation."""
+    wz0, zc, rows, c0 = F.obs
+    t = jnp.einsum("na,na...->n...", zc, x2[rows])
+    vals = wz0.reshape(wz0.shape + (1,) * (t.ndim - 1)) * t[:, None]
+    return jax.ops.segment_sum(vals, c0, num_segments=layout.nlevels[0])
+
+
+def _dense_M(layout: BlockLayout, F: Factor):
+    """M = L_A^{-1} B as a dense (m0, k0, q2) array (the observation-level form keeps it implicit)."""
+    if F.M is not None:
+        return F.M
+    return _smallk.solve_lower(F.LA, _B(layout, F, jnp.eye(layout.q2, dtype=F.LS.dtype)))
 
 
 def logdet(F: Factor):
@@ -145,7 +239,10 @@ def solve_lower(layout: BlockLayout, F: Factor, r):
     y0 = _tri(F.LA, r0, True)
     if r2 is None:
         return (y0,)
-    t = r2 - jnp.einsum("mkq,mk...->q...", F.M, y0)
+    if F.M is None:
+        t = r2 - _Bt(layout, F, _tri(F.LA, y0, False))
+    else:
+        t = r2 - jnp.einsum("mkq,mk...->q...", F.M, y0)
     y2 = jax.scipy.linalg.solve_triangular(F.LS, t, lower=True)
     return _join(layout, y0, y2)
 
@@ -156,13 +253,19 @@ def solve_upper(layout: BlockLayout, F: Factor, y):
     if y2 is None:
         return (_tri(F.LA, y0, False),)
     x2 = jax.scipy.linalg.solve_triangular(F.LS, y2, lower=True, trans="T")
-    x0 = _tri(F.LA, y0 - jnp.einsum("mkq,q...->mk...", F.M, x2), False)
+    Mx2 = _tri(F.LA, _B(layout, F, x2), True) if F.M is None else jnp.einsum("mkq,q...->mk...", F.M, x2)
+    x0 = _tri(F.LA, y0 - Mx2, False)
     return _join(layout, x0, x2)
 
 
 def solve(layout: BlockLayout, F: Factor, r):
     """H^{-1} r."""
-    return solve_upper(layout, F, solve_lower(layout, F, r))
+    if F.M is not None or layout.nblocks == 1:
+        return solve_upper(layout, F, solve_lower(layout, F, r))
+    r0, r2 = _split(layout, r)
+    Ainv = lambda v: _tri(F.LA, _tri(F.LA, v, True), False)
+    x2 = jax.scipy.linalg.cho_solve((F.LS, True), r2 - _Bt(layout, F, Ainv(r0)))
+    return _join(layout, Ainv(r0 - _B(layout, F, x2)), x2)
 
 
 def inverse_diag_blocks(layout: BlockLayout, F: Factor):
@@ -177,7 +280,7 @@ def inverse_diag_blocks(layout: BlockLayout, F: Factor):
     Ainv = jnp.einsum("mik,mil->mkl", LAinv, LAinv)
     if layout.nblocks == 1:
         return (Ainv,)
-    N = _smallk.solve_upper(F.LA, F.M)
+    N = _smallk.solve_upper(F.LA, _dense_M(layout, F))
     P = jax.scipy.linalg.solve_triangular(F.LS, jnp.swapaxes(N, 1, 2), lower=True)  # (m0, q2, k0)
     out = [Ainv + jnp.einsum("mqk,mql->mkl", P, P)]
     LSinv = jax.scipy.linalg.solve_triangular(F.LS, jnp.eye(F.LS.shape[0], dtype=F.LS.dtype), lower=True)

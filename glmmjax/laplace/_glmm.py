@@ -18,13 +18,21 @@ max(W, 0) so every step is a descent direction. The mode solve is not differenti
 from the converged, stop-gradient mode û one (or, for second derivatives, two) exact
 Newton steps u1 = û - H(û)^{-1} grad f(û) are taken inside the differentiated function.
 At û = u*, u1 = u* and du1/dtheta = -H^{-1} d^2 f / du dtheta, the implicit-function-theorem
-derivative; two steps make second derivatives exact as well.
+derivative; two steps make second derivatives exact as well. For first derivatives H(û) in
+that step is held constant (its derivative multiplies grad f(û) = 0), so it is factorized
+without a backward pass, and log det H(u1) is differentiated through the Schur complement's
+tr(S^{-1} dS) (_blocked.logdet_H) rather than through the dense Cholesky factorization.
+
+Cost per objective evaluation: the Newton loop carries f, grad f and W of the current
+iterate, so an iteration is one factorization plus one likelihood evaluation, and a warm
+start that is already converged (the usual case late in the outer optimization) costs none.
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
+from ..families._zero_inflation import zero_inflated_loglik
 from . import _blocked as blk
 from ._spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
 
@@ -38,9 +46,13 @@ def loglik_terms(spec: ModelSpec, data: ModelData, eta, prm: Params):
     """Per-observation weighted log-likelihood and its first two eta-derivatives."""
     fam = spec.family
     disp_eta = data.Xd @ prm.betad if spec.pd else jnp.zeros_like(eta)
+    zi_eta = data.Xzi @ prm.betazi if spec.pz else None
 
     def ll(e):
-        return data.weights * fam.loglik(data.y, e, disp_eta, prm.extra, data.size)
+        lp = fam.loglik(data.y, e, disp_eta, prm.extra, data.size)
+        if zi_eta is not None:
+            lp = zero_inflated_loglik(lp, data.y, zi_eta)
+        return data.weights * lp
 
     ones = jnp.ones_like(eta)
 
@@ -49,10 +61,6 @@ def loglik_terms(spec: ModelSpec, data: ModelData, eta, prm: Params):
 
     (v, g), (_, h) = jax.jvp(lambda e: (ll(e), d1(e)), (eta,), (ones,))
     return v, g, h
-
-
-def _maxabs(arrs):
-    return jnp.max(jnp.stack([jnp.max(jnp.abs(a)) for a in arrs]))
 
 
 def _eta(data: ModelData, fixed, Zl, u):
@@ -69,96 +77,104 @@ def _grad_u(spec: ModelSpec, data: ModelData, Zl, u, d1):
     )
 
 
-def _f(spec, data, fixed, Zl, u, prm):
-    ll, _, _ = loglik_terms(spec, data, _eta(data, fixed, Zl, u), prm)
-    return -jnp.sum(ll) + 0.5 * sum(jnp.sum(ub * ub) for ub in u)
+def _state(spec, data, fixed, Zl, u, prm):
+    """f (per group for one grouping factor, else total), grad f and the weights at u."""
+    ll, d1, d2 = loglik_terms(spec, data, _eta(data, fixed, Zl, u), prm)
+    if spec.nblocks == 1:
+        f = -jax.ops.segment_sum(ll, data.codes[0], num_segments=spec.layout.nlevels[0]) + 0.5 * jnp.sum(u[0] ** 2, axis=1)
+    else:
+        f = -jnp.sum(ll) + 0.5 * sum(jnp.sum(ub * ub) for ub in u)
+    return f, _grad_u(spec, data, Zl, u, d1), -d2
 
 
-def _f_groups(spec, data, fixed, Zl, u, prm):
-    """Per-group f for a single grouping factor: (m0,) (f separates over groups)."""
-    ll, _, _ = loglik_terms(spec, data, _eta(data, fixed, Zl, u), prm)
-    return -jax.ops.segment_sum(ll, data.codes[0], num_segments=spec.layout.nlevels[0]) + 0.5 * jnp.sum(u[0] ** 2, axis=1)
+def conditional_mode(spec: ModelSpec, data: ModelData, prm: Params, u0, tol=1e-10, gtol=1e-10):
+    """u* = argmin f(u) by safeguarded Newton, starting at u0. Returns (u*, iterations).
 
-
-def _newton_direction(spec, data, fixed, Zl, u, prm, exact: bool):
-    eta = _eta(data, fixed, Zl, u)
-    _, d1, d2 = loglik_terms(spec, data, eta, prm)
-    w = -d2 if exact else jnp.maximum(-d2, 0.0)
-    g = _grad_u(spec, data, Zl, u, d1)
-    F = blk.factorize(spec.layout, Zl, data.codes, w)
-    step = blk.solve(spec.layout, F, tuple(-gb for gb in g))
-    return step, g
-
-
-def conditional_mode(spec: ModelSpec, data: ModelData, prm: Params, u0, tol=1e-10):
-    """u* = argmin f(u) by safeguarded Newton, starting at u0. Returns (u*, iterations)."""
+    Each iteration factorizes H with the clipped weights max(W, 0) (so the step is a
+    descent direction), tries the full step and halves it until f does not increase (per
+    group when f separates over the levels of a single grouping factor). f, its gradient
+    and W at the accepted point are carried to the next iteration, so an iteration costs
+    one factorization and (when the full step is accepted) one evaluation of the
+    likelihood. The loop stops before factorizing once |grad f| <= gtol (1 + |u|)
+    elementwise -- a warm start at the mode costs no factorization -- or when a step moved
+    every u_i by at most tol (1 + |u_i|) (the gradient test can be defeated by rounding for
+    huge n).
+    """
     Ls = cholesky_factors(spec, prm.thetas)
     Zl = scaled_z(data, Ls)
     fixed = data.X @ prm.beta + data.offset
     single = spec.nblocks == 1
+    one = jnp.ones(spec.layout.nlevels[0], fixed.dtype) if single else jnp.asarray(1.0, fixed.dtype)
+
+    def small(v, u, t):
+        # |v| <= t (1 + |u|) elementwise over every block: one fused reduction per block
+        return jnp.all(jnp.stack([jnp.all(jnp.abs(vb) <= t * (1.0 + jnp.abs(ub))) for vb, ub in zip(v, u)]))
 
     def cond(state):
-        _, it, done = state
+        _, _, _, _, it, done = state
         return (it < MAX_NEWTON) & ~done
 
     def body(state):
-        u, it, _ = state
-        step, _ = _newton_direction(spec, data, fixed, Zl, u, prm, exact=False)
-        if single:
-            f0 = _f_groups(spec, data, fixed, Zl, u, prm)
+        u, f0, g, w, it, _ = state
+        F = blk.factorize(spec.layout, Zl, data.codes, jnp.maximum(w, 0.0))
+        step = blk.solve(spec.layout, F, tuple(-gb for gb in g))
 
-            def hcond(s):
-                alpha, k = s
-                fn = _f_groups(spec, data, fixed, Zl, (u[0] + alpha[:, None] * step[0],), prm)
-                bad = ~(fn <= f0 + 1e-12 * jnp.abs(f0))
-                return jnp.any(bad & (alpha > 0)) & (k < MAX_HALVINGS)
+        def trial(alpha):
+            a = alpha[:, None] if single else alpha
+            un = tuple(ub + a * sb for ub, sb in zip(u, step))
+            return (un,) + _state(spec, data, fixed, Zl, un, prm)
 
-            def hbody(s):
-                alpha, k = s
-                fn = _f_groups(spec, data, fixed, Zl, (u[0] + alpha[:, None] * step[0],), prm)
-                bad = ~(fn <= f0 + 1e-12 * jnp.abs(f0))
-                alpha = jnp.where(bad, alpha * 0.5, alpha)
-                alpha = jnp.where(bad & (k == MAX_HALVINGS - 1), 0.0, alpha)
-                return alpha, k + 1
+        def bad(alpha, fn):
+            return ~(fn <= f0 + 1e-12 * jnp.abs(f0)) & (alpha > 0)
 
-            alpha, _ = jax.lax.while_loop(hcond, hbody, (jnp.ones(spec.layout.nlevels[0], step[0].dtype), 0))
-            new = (u[0] + alpha[:, None] * step[0],)
-            moved = jnp.max(jnp.abs(alpha[:, None] * step[0]))
-        else:
-            f0 = _f(spec, data, fixed, Zl, u, prm)
+        # k = 0 evaluates the full step (the placeholder f = inf makes every group "bad");
+        # each later pass halves the steps still bad (zeroes them at the last pass).
+        # Evaluating only inside the loop traces the likelihood once, for compile time.
+        def hcond(s):
+            alpha, k, t = s
+            return jnp.any(bad(alpha, t[1])) & (k <= MAX_HALVINGS)
 
-            def trial(alpha):
-                return tuple(ub + alpha * sb for ub, sb in zip(u, step))
+        def hbody(s):
+            alpha, k, t = s
+            b = bad(alpha, t[1]) & (k > 0)
+            alpha = jnp.where(b, jnp.where(k == MAX_HALVINGS, 0.0, 0.5 * alpha), alpha)
+            return alpha, k + 1, trial(alpha)
 
-            def hcond(s):
-                alpha, k = s
-                fn = _f(spec, data, fixed, Zl, trial(alpha), prm)
-                return ~(fn <= f0 + 1e-12 * jnp.abs(f0)) & (k < MAX_HALVINGS)
+        init = (one, 0, (u, jnp.full_like(f0, jnp.inf), g, w))
+        alpha, _, (un, fn, gn, wn) = jax.lax.while_loop(hcond, hbody, init)
+        a = alpha[:, None] if single else alpha
+        done = small(gn, un, gtol) | small([a * sb for sb in step], un, tol)
+        return un, fn, gn, wn, it + 1, done
 
-            def hbody(s):
-                alpha, k = s
-                return alpha * 0.5, k + 1
-
-            alpha, k = jax.lax.while_loop(hcond, hbody, (jnp.asarray(1.0, step[0].dtype), 0))
-            alpha = jnp.where(k >= MAX_HALVINGS, 0.0, alpha)
-            new = trial(alpha)
-            moved = alpha * _maxabs(step)
-        scale = 1.0 + _maxabs(new)
-        return new, it + 1, moved <= tol * scale
-
-    u, it, _ = jax.lax.while_loop(cond, body, (u0, 0, jnp.asarray(False)))
+    f0, g0, w0 = _state(spec, data, fixed, Zl, u0, prm)
+    init = (tuple(u0), f0, g0, w0, 0, small(g0, u0, gtol))
+    u, _, _, _, it, _ = jax.lax.while_loop(cond, body, init)
     return u, it
+
+
+def _newton_direction(spec, data, fixed, Zl, u, prm):
+    """Exact Newton step -H(u)^{-1} grad f(u), differentiable in every argument."""
+    _, d1, d2 = loglik_terms(spec, data, _eta(data, fixed, Zl, u), prm)
+    F = blk.factorize(spec.layout, Zl, data.codes, -d2)
+    return blk.solve(spec.layout, F, tuple(-gb for gb in _grad_u(spec, data, Zl, u, d1)))
 
 
 def laplace_nll(spec: ModelSpec, x, data: ModelData, u0, second_order: bool = False):
     """Laplace approximation of the negative log-likelihood at parameters ``x``.
+
+    From the stop-gradient mode û the differentiated function takes the exact Newton step
+    u1 = û - H^{-1} grad f(û). For first derivatives H is held constant (stop-gradient):
+    at grad f(û) = 0 its derivative multiplies grad f(û) and vanishes, so
+    du1/dtheta = -H^{-1} d grad f / dtheta, the implicit-function-theorem derivative, and H
+    is factorized without a backward pass. second_order=True differentiates H as well
+    and takes two steps, which makes jax.hessian exact.
 
     Arguments:
         spec: the static model structure.
         x: the flat outer parameter vector.
         data: the model's arrays.
         u0: starting random effects (tuple of (m_b, k_b)); the previous mode warm-starts.
-        second_order: take two implicit Newton steps so that jax.hessian is exact.
+        second_order: take two differentiated Newton steps so that jax.hessian is exact.
 
     Returns:
         (nll, u*) with u* the conditional mode (not differentiated).
@@ -174,13 +190,18 @@ def laplace_nll(spec: ModelSpec, x, data: ModelData, u0, second_order: bool = Fa
     Zl = scaled_z(data, Ls)
     fixed = data.X @ prm.beta + data.offset
     u = u_hat
-    for _ in range(2 if second_order else 1):
-        step, _ = _newton_direction(spec, data, fixed, Zl, u, prm, exact=True)
+    if second_order:
+        for _ in range(2):
+            u = tuple(ub + sb for ub, sb in zip(u, _newton_direction(spec, data, fixed, Zl, u, prm)))
+    else:
+        _, d1, d2 = loglik_terms(spec, data, _eta(data, fixed, Zl, u), prm)
+        sg = jax.lax.stop_gradient
+        F = blk.factorize(spec.layout, sg(Zl), data.codes, sg(-d2))
+        step = blk.solve(spec.layout, F, tuple(-gb for gb in _grad_u(spec, data, Zl, u, d1)))
         u = tuple(ub + sb for ub, sb in zip(u, step))
     eta = _eta(data, fixed, Zl, u)
     ll, _, d2 = loglik_terms(spec, data, eta, prm)
-    F = blk.factorize(spec.layout, Zl, data.codes, -d2)
-    nll = -jnp.sum(ll) + 0.5 * sum(jnp.sum(ub * ub) for ub in u) + 0.5 * blk.logdet(F)
+    nll = -jnp.sum(ll) + 0.5 * sum(jnp.sum(ub * ub) for ub in u) + 0.5 * blk.logdet_H(spec.layout, Zl, data.codes, -d2)
     return nll, u_hat
 
 

@@ -7,7 +7,7 @@ dataset of the same shape reuses the compiled code.
 
 The outer parameters are one flat vector, in this order:
 
-    beta (p) | theta (sum of the blocks' n_theta) | betad (pd) | extra (n_extra)
+    beta (p) | theta (sum of the blocks' n_theta) | betad (pd) | betazi (pz) | extra (n_extra)
 
 For a profiled LMM (gaussian, identity link, no dispersion formula) beta and sigma are
 profiled out and the vector is theta alone, relative to sigma as lme4's.
@@ -41,6 +41,7 @@ class ModelSpec:
             and for profiled LMMs).
         profiled: True for the exact LMM path (theta only; beta, sigma profiled out).
         reml: REML (profiled LMMs only).
+        pz: number of zero-inflation coefficients (0: no zero-inflation).
     """
 
     family: Family
@@ -50,6 +51,7 @@ class ModelSpec:
     pd: int
     profiled: bool = False
     reml: bool = False
+    pz: int = 0
 
     @property
     def nblocks(self) -> int:
@@ -67,20 +69,23 @@ class ModelSpec:
     def n_params(self) -> int:
         if self.profiled:
             return self.n_theta
-        return self.p + self.n_theta + self.pd + self.n_extra
+        return self.p + self.n_theta + self.pd + self.pz + self.n_extra
 
     def slices(self) -> dict:
         """Where each parameter group sits in the flat vector."""
         if self.profiled:
-            return {"beta": slice(0, 0), "theta": slice(0, self.n_theta), "betad": slice(0, 0), "extra": slice(0, 0)}
+            empty = slice(0, 0)
+            return {"beta": empty, "theta": slice(0, self.n_theta), "betad": empty, "betazi": empty, "extra": empty}
         a = self.p
         b = a + self.n_theta
         c = b + self.pd
-        return {"beta": slice(0, a), "theta": slice(a, b), "betad": slice(b, c), "extra": slice(c, c + self.n_extra)}
+        d = c + self.pz
+        return {"beta": slice(0, a), "theta": slice(a, b), "betad": slice(b, c), "betazi": slice(c, d),
+                "extra": slice(d, d + self.n_extra)}
 
     def without_random(self) -> "ModelSpec":
         """The same model with no random effects (the GLM used for starting values)."""
-        return ModelSpec(self.family, BlockLayout((), ()), (), self.p, self.pd, False, False)
+        return ModelSpec(self.family, BlockLayout((), ()), (), self.p, self.pd, False, False, self.pz)
 
 
 class Params(eqx.Module):
@@ -89,6 +94,7 @@ class Params(eqx.Module):
     beta: jax.Array
     thetas: tuple
     betad: jax.Array
+    betazi: jax.Array
     extra: jax.Array
 
     @staticmethod
@@ -99,7 +105,7 @@ class Params(eqx.Module):
         for c in spec.covs:
             thetas.append(th[off: off + c.n_theta])
             off += c.n_theta
-        return Params(x[s["beta"]], tuple(thetas), x[s["betad"]], x[s["extra"]])
+        return Params(x[s["beta"]], tuple(thetas), x[s["betad"]], x[s["betazi"]], x[s["extra"]])
 
 
 class ModelData(eqx.Module):
@@ -112,6 +118,7 @@ class ModelData(eqx.Module):
         offset: (n,) offset.
         weights: (n,) prior weights.
         Xd: (n, pd) dispersion-model matrix.
+        Xzi: (n, pz) zero-inflation-model matrix.
         codes: tuple of (n,) int32 level codes, one per block (layout order).
         Z: tuple of (n, k_b) random-effect model matrices, one per block.
     """
@@ -122,6 +129,7 @@ class ModelData(eqx.Module):
     offset: jax.Array
     weights: jax.Array
     Xd: jax.Array
+    Xzi: jax.Array
     codes: tuple
     Z: tuple
 
