@@ -111,7 +111,8 @@ class GLMM:
         family: a glmmTMB family name ("gaussian", "binomial", "poisson", "nbinom2",
             "nbinom1", "Gamma", "beta", "t") or a Family instance.
         disp: dispersion formula (one-sided, log link), e.g. ``"~ x"``; default ``"~1"``.
-        zi: zero-inflation formula (not yet supported).
+        zi: zero-inflation formula (one-sided, logit link), e.g. ``"~1"`` or ``"~ x"``, for
+            count families and binomial: y = 0 with probability p + (1 - p) f(0), as glmmTMB.
         reml: REML for a Gaussian LMM; None means REML for gaussian-identity models with a
             constant dispersion (as lmer) and ML otherwise (as glmer/glmmTMB).
         weights, offset: prior weights and an offset (arrays or column names).
@@ -122,13 +123,15 @@ class GLMM:
     def __init__(self, formula: str, data, family="gaussian", *, disp=None, zi=None, reml=None,
                  weights=None, offset=None, contrasts=None, dtype="float64"):
         fam = get_family(family)
-        if zi is not None:
-            raise ValueError("zero-inflation (zi=) is not supported yet")
+        zi = None if zi is None or zi.replace(" ", "") in ("~0", "0") else zi
+        if zi is not None and not fam.discrete:
+            raise ValueError(f"zero-inflation (zi={zi!r}) needs a count or binomial family; "
+                             f"the {fam.name} family is continuous")
         if disp is not None and not fam.has_dispersion:
             raise ValueError(f"The {fam.name} family has no dispersion parameter; remove disp={disp!r}")
         if dtype not in ("float64", "float32"):
             raise ValueError(f"dtype must be 'float64' or 'float32', not {dtype!r}")
-        extra = (disp,) if disp is not None else ()
+        extra = tuple(f for f in (disp, zi) if f is not None)
         design = make_design(formula, data, contrasts=contrasts, weights=weights, offset=offset,
                              extra_formulas=extra)
         w = np.asarray(design.weights, float)
@@ -142,7 +145,8 @@ class GLMM:
         blocks = _blocks(design.terms)
         n = design.nobs
         trivial_disp = disp is None or disp.replace(" ", "") in ("~1", "1")
-        profiled = fam.name == "gaussian" and fam.link.name == "identity" and trivial_disp and bool(blocks)
+        profiled = (fam.name == "gaussian" and fam.link.name == "identity" and trivial_disp and zi is None
+                    and bool(blocks))
         if reml is None:
             reml = profiled
         if reml and not profiled:
@@ -158,9 +162,13 @@ class GLMM:
             Xd, disp_names, disp_info = fixed_matrix(disp or "~1", data, design.rows)
         else:
             Xd, disp_names, disp_info = np.zeros((n, 0)), (), None
+        if zi is not None:
+            Xzi, zi_names, zi_info = fixed_matrix(zi, data, design.rows)
+        else:
+            Xzi, zi_names, zi_info = np.zeros((n, 0)), (), None
         layout = BlockLayout(tuple(b.nlevels for b in blocks), tuple(b.k for b in blocks))
         spec = ModelSpec(fam, layout, tuple(b.cov for b in blocks), design.X.shape[1], Xd.shape[1],
-                         profiled=profiled, reml=bool(reml))
+                         profiled=profiled, reml=bool(reml), pz=Xzi.shape[1])
         dt = jnp.float64 if dtype == "float64" else jnp.float32
         arr = lambda a: jnp.asarray(np.asarray(a, float), dt)
         X = np.asarray(design.X, float)
@@ -175,10 +183,13 @@ class GLMM:
         self.disp_formula = disp or ("~1" if fam.has_dispersion else None)
         self.disp_names = tuple(disp_names)
         self.disp_info = disp_info
+        self.zi_formula = zi
+        self.zi_names = tuple(zi_names)
+        self.zi_info = zi_info
         self.spec = spec
         self.dtype = dtype
         self.T = T
-        self.data = ModelData(arr(y), arr(size), arr(X @ T), arr(design.offset), arr(w), arr(Xd),
+        self.data = ModelData(arr(y), arr(size), arr(X @ T), arr(design.offset), arr(w), arr(Xd), arr(Xzi),
                               tuple(jnp.asarray(b.codes) for b in blocks), tuple(arr(b.Z) for b in blocks))
         self._y, self._size, self._w = y, size, w
 
@@ -193,7 +204,7 @@ class GLMM:
         if self.spec.profiled:
             return theta
         return (list(self.fixed_names) + theta + [f"disp:{d}" for d in self.disp_names]
-                + [f"extra:{e}" for e in self.family.extra_names])
+                + [f"zi:{z}" for z in self.zi_names] + [f"extra:{e}" for e in self.family.extra_names])
 
     def start(self) -> np.ndarray:
         """Default starting values: a least-squares fit on the link scale for beta, a moment
@@ -211,7 +222,10 @@ class GLMM:
             mu = np.asarray(fam.link.linkinv(jnp.asarray(np.asarray(d.X) @ beta + np.asarray(d.offset))))
             betad[0] = fam.initial_disp(self._y, mu, self._size)
         extra = np.asarray(fam.initial_extra(self._y, mu0, self._size), float).reshape(-1)
-        return np.concatenate([beta, theta, betad, extra])
+        betazi = np.zeros(self.spec.pz)
+        if self.spec.pz and "(Intercept)" in self.zi_names:
+            betazi[self.zi_names.index("(Intercept)")] = -1.0   # start at p = 0.27
+        return np.concatenate([beta, theta, betad, betazi, extra])
 
     def to_internal(self, x):
         """Flat parameters (beta on the scale of X) -> the optimizer's (beta~ = T^{-1} beta)."""
@@ -276,7 +290,7 @@ class GLMM:
             s = self.spec.slices()
             for key, val in start.items():
                 if key not in s:
-                    raise ValueError(f"Unknown start component {key!r}; use 'beta', 'theta', 'betad' or 'extra'")
+                    raise ValueError(f"Unknown start component {key!r}; use 'beta', 'theta', 'betad', 'betazi' or 'extra'")
                 val = np.asarray(val, float).reshape(-1)
                 if val.size != s[key].stop - s[key].start:
                     raise ValueError(f"start[{key!r}] needs {s[key].stop - s[key].start} values, got {val.size}")

@@ -18,14 +18,14 @@ def load_reference(ref_id: str) -> dict:
         return json.load(fh)
 
 
-def reference_ids(zero_inflated: bool = False) -> list:
-    ids = []
-    for p in sorted(REF_DIR.glob("*.json")):
-        ref = load_reference(p.stem)
-        zi = (ref["formula"].get("zi") or "~0").replace(" ", "") not in ("~0", "")
-        if zi == zero_inflated:
-            ids.append(p.stem)
-    return ids
+def zi_formula(ref: dict):
+    """The zero-inflation formula of a reference model, or None."""
+    zi = ref["formula"].get("zi")
+    return None if zi is None or zi.replace(" ", "") in ("~0", "") else zi
+
+
+def reference_ids() -> list:
+    return [p.stem for p in sorted(REF_DIR.glob("*.json"))]
 
 
 def family_of(ref: dict) -> str:
@@ -37,7 +37,7 @@ def fit_reference(ref: dict):
     data = gj.datasets.load(ref["dataset"][:-4])
     fam = family_of(ref)
     reml = bool(ref["REML"]) if fam == "gaussian" else None
-    return gj.glmm(ref["formula"]["cond"], data, family=fam, reml=reml)
+    return gj.glmm(ref["formula"]["cond"], data, family=fam, reml=reml, zi=zi_formula(ref))
 
 
 def fixed_table(ref: dict, key: str = "fixed_effects"):
@@ -65,11 +65,11 @@ def tmb_parameters(ref: dict, model) -> np.ndarray:
     names = ref["tmb_par"]["names"]
     vals = np.array(ref["tmb_par"]["values"], dtype=float)
     pick = lambda nm: vals[[i for i, n in enumerate(names) if n == nm]]
-    beta, betad, theta = pick("beta"), pick("betad"), pick("theta")
+    beta, betad, betazi, theta = pick("beta"), pick("betad"), pick("betazi"), pick("theta")
     groups = [b["grouping_factor"] for b in ref["random_effects"] if b["component"] == "cond"]
     for b in ref["random_effects"]:
         if len(b["terms"]) != 1:
             raise NotImplementedError("tmb_parameters handles scalar random-effect terms only")
     sd = dict(zip(groups, np.exp(theta)))
     our_theta = np.array([sd[b.group] for b in model.blocks])
-    return np.concatenate([beta, our_theta, betad])
+    return np.concatenate([beta, our_theta, betad, betazi])

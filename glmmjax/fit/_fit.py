@@ -22,15 +22,14 @@ __all__ = ["fit_arrays", "glm_part", "with_glm_part"]
 
 
 def glm_part(spec: ModelSpec, x):
-    """The entries of x that the GLM without random effects has (beta, betad, extra)."""
+    """The entries of x that the GLM without random effects has (all but theta)."""
     s = spec.slices()
-    return jnp.concatenate([x[s["beta"]], x[s["betad"]], x[s["extra"]]])
+    return jnp.concatenate([x[s["beta"]], x[s["betad"]], x[s["betazi"]], x[s["extra"]]])
 
 
 def with_glm_part(spec: ModelSpec, x, g):
     s = spec.slices()
-    p, pd = spec.p, spec.pd
-    return jnp.concatenate([g[:p], x[s["theta"]], g[p: p + pd], g[p + pd:]])
+    return jnp.concatenate([g[: spec.p], x[s["theta"]], g[spec.p:]])
 
 
 def _objective(spec: ModelSpec, data: ModelData):

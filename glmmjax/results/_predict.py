@@ -136,13 +136,15 @@ def predict(fit, newdata=None, re_form=None, type="response", allow_new_levels=T
             None predicts the fitted rows.
         re_form: None conditions on all random effects; "~0" or "NA" gives population-level
             predictions; "~(1|g)" conditions on grouping factor g only.
-        type: "link" (eta) or "response" (mu; binomial: the probability).
+        type: "link" (eta), "response" (the mean of y: (1 - p) mu with zero-inflation
+            probability p; binomial: the probability), "conditional" (mu, the mean of the
+            conditional (count) model) or "zprob" (p, the zero-inflation probability).
         allow_new_levels: if False, a level of a conditioned-on grouping factor that is
             absent from the fit raises ValueError; if True it contributes zero.
         offset: offsets of the new rows when the model's offset was given as an array.
     """
-    if type not in ("link", "response"):
-        raise ValueError(f"type must be 'link' or 'response', not {type!r}")
+    if type not in ("link", "response", "conditional", "zprob"):
+        raise ValueError(f"type must be 'link', 'response', 'conditional' or 'zprob', not {type!r}")
     cond = _conditioned(fit, re_form)
     model = fit.model
     beta = np.asarray(fit.fixef.values, float)
@@ -166,7 +168,23 @@ def predict(fit, newdata=None, re_form=None, type="response", allow_new_levels=T
                 eta = eta + np.sum(Z * bb, axis=1)
     if type == "link":
         return eta
-    return np.asarray(model.family.link.linkinv(jnp.asarray(eta)), float)
+    mu = np.asarray(model.family.link.linkinv(jnp.asarray(eta)), float)
+    if type == "conditional":
+        return mu
+    pz = _zprob(fit, newdata)
+    if type == "zprob":
+        return pz
+    return (1.0 - pz) * mu
+
+
+def _zprob(fit, newdata=None) -> np.ndarray:
+    """Zero-inflation probability per row (zeros without a zi model)."""
+    model = fit.model
+    n = model.design.nobs if newdata is None else len(newdata)
+    if fit.zi_fixef is None:
+        return np.zeros(n)
+    Xzi = np.asarray(model.data.Xzi, float) if newdata is None else np.asarray(model.zi_info.build(newdata), float)
+    return 1.0 / (1.0 + np.exp(-(Xzi @ fit.zi_fixef.values)))
 
 
 # -- simulation -----------------------------------------------------------------------------
@@ -180,11 +198,11 @@ def _sqrt_cov(S) -> np.ndarray:
 
 
 @partial(jax.jit, static_argnames=("family", "cond", "nsim"))
-def _simulate_jit(family, cond, nsim, key, fixed, codes, Zs, modes, Ls, disp_eta, extra, size):
+def _simulate_jit(family, cond, nsim, key, fixed, codes, Zs, modes, Ls, disp_eta, extra, size, pz):
     keys = jax.random.split(key, nsim)
 
     def one(k):
-        kb, ky = jax.random.split(k)
+        kb, ky, kz = jax.random.split(k, 3)
         bkeys = jax.random.split(kb, max(len(cond), 1))
         eta = fixed
         for i, (keep, c, Z, b, L) in enumerate(zip(cond, codes, Zs, modes, Ls)):
@@ -192,7 +210,8 @@ def _simulate_jit(family, cond, nsim, key, fixed, codes, Zs, modes, Ls, disp_eta
                 z = jax.random.normal(bkeys[i], b.shape, dtype=fixed.dtype)
                 b = z @ L.T
             eta = eta + jnp.sum(Z * b[c], axis=1)
-        return family.sample(ky, eta, disp_eta, extra, size)
+        y = family.sample(ky, eta, disp_eta, extra, size)
+        return jnp.where(jax.random.uniform(kz, y.shape, dtype=fixed.dtype) < pz, 0.0, y)
 
     return jax.vmap(one)(keys)
 
@@ -240,7 +259,7 @@ def simulate(fit, nsim=1, seed=0, re_form="~0") -> np.ndarray:
     modes = tuple(jnp.asarray(b, dt) for b in fit.modes)
     extra = jnp.asarray(fit.extra, dt) if np.size(fit.extra) else jnp.zeros(max(fam.n_extra, 0), dt)
     out = _simulate_jit(fam, cond, nsim, jax.random.PRNGKey(int(seed)), fixed, tuple(d.codes), tuple(d.Z),
-                        modes, Ls, jnp.asarray(_disp_eta(fit), dt), extra, d.size)
+                        modes, Ls, jnp.asarray(_disp_eta(fit), dt), extra, d.size, jnp.asarray(_zprob(fit), dt))
     return np.asarray(out, float)
 
 

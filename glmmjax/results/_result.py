@@ -166,7 +166,40 @@ class FitResult:
 
     @property
     def zi_fixef(self):
-        return None
+        """Zero-inflation coefficients (logit scale), or None without a zi formula."""
+        return self._component("betazi", self.model.zi_names, "zi")
+
+    @property
+    def zi_se(self):
+        return self._component_se("betazi", self.model.zi_names, "zi")
+
+    @property
+    def disp_se(self):
+        return self._component_se("betad", self.model.disp_names, "disp")
+
+    def _component(self, key, names, label):
+        sl = self.model.spec.slices()[key]
+        if sl.stop == sl.start:
+            return None
+        return pd.Series(self.x[sl], index=list(names), name=label)
+
+    def _component_se(self, key, names, label):
+        sl = self.model.spec.slices()[key]
+        if sl.stop == sl.start or self.vcov_full is None:
+            return None
+        return pd.Series(np.sqrt(np.diag(self.vcov_full.values)[sl]), index=list(names), name=label)
+
+    def component_table(self, component: str) -> pd.DataFrame:
+        """Estimate, Std. Error, z value, Pr(>|z|) of the "zi" or "disp" model."""
+        from scipy import stats
+
+        est = self.zi_fixef if component == "zi" else self.disp_fixef
+        se = self.zi_se if component == "zi" else self.disp_se
+        if est is None:
+            raise ValueError(f"This model has no {component} component")
+        z = est.values / se.values
+        return pd.DataFrame({"Estimate": est.values, "Std. Error": se.values, "z value": z,
+                             "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))}, index=est.index)
 
     # -- dispersion ----------------------------------------------------------------------
     @property

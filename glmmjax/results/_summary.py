@@ -516,6 +516,9 @@ class Summary:
         df = getattr(self._model, "disp_formula", None)
         if df is not None and df.replace(" ", "") not in ("~1", "1"):
             lines.append(f"Dispersion:               {deparse_formula(df)}")
+        zf = getattr(self._model, "zi_formula", None)
+        if zf is not None:
+            lines.append(f"Zero inflation:                {deparse_formula(zf)}")
         if self._data_name:
             lines.append(f"Data: {self._data_name}")
         lines.append("")
@@ -531,6 +534,9 @@ class Summary:
         lines += self._dispersion_lines()
         lines += ["", "Conditional model:"]
         lines += coefmat_lines(fit.coef_table)
+        if fit.zi_fixef is not None:
+            lines += ["", "Zero-inflation model:"]
+            lines += coefmat_lines(fit.component_table("zi"))
         lines += self._message_lines()
         return lines
 
