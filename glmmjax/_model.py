@@ -302,13 +302,16 @@ class GLMM:
             x0 = start
         return jnp.asarray(self.to_internal(x0), self.data.y.dtype)
 
-    def fit_batch(self, Y, *, method="lbfgs", gtol=1e-6, maxiter=500, strategy="auto", threads=None):
+    def fit_batch(self, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, strategy="auto", threads=None):
         """Fit many responses of the same design in one compiled computation.
 
         Arguments:
             Y: (n_datasets, n_obs) responses (binomial: successes, with the model's trials).
+            start: None (each fit starts from its own GLM fit, as ``fit()``), a FitResult
+                (every fit starts at its estimates: the natural start for a parametric
+                bootstrap or a simulation from the fit, as lme4's refit), or a parameter vector.
             strategy: "map" (lax.map), "vmap", "threads" (lax.map split over host threads), or
-                "auto": vmap on GPU/TPU, threads on CPU (measured fastest there).
+                "auto": vmap on GPU/TPU, map on CPU (measured fastest there; see fit/_batch.py).
             threads: number of threads for "threads" (default: the CPU count).
 
         Returns:
@@ -316,7 +319,8 @@ class GLMM:
         """
         from .fit._batch import fit_batch
 
-        return fit_batch(self, Y, method=method, gtol=gtol, maxiter=maxiter, strategy=strategy, threads=threads)
+        return fit_batch(self, Y, start=start, method=method, gtol=gtol, maxiter=maxiter, strategy=strategy,
+                         threads=threads)
 
     def __repr__(self):
         return f"GLMM({self.formula!r}, family={self.family!r}, nobs={self.design.nobs})"

@@ -76,3 +76,11 @@ def test_batch_input_errors(grouse):
         model.fit_batch(-Y[:2])
     with pytest.raises(ValueError, match="strategy"):
         model.fit_batch(Y[:2], strategy="pmap")
+
+
+def test_batch_started_at_the_fit_reaches_the_same_optima(grouse, batch):
+    _, model, Y = grouse
+    fit = model.fit()
+    warm = model.fit_batch(Y, strategy="map", start=fit)
+    np.testing.assert_allclose(warm.params.values, batch.params.values, atol=1e-5)
+    np.testing.assert_allclose(warm.loglik, batch.loglik, rtol=1e-10)

@@ -169,3 +169,38 @@ def test_binomial_proportions_with_weights_equal_cbind(reference_fit):
     props = gj.glmm("prop ~ period + (1|herd)", cbpp, family="binomial", weights="size")
     np.testing.assert_allclose(props.fixef.values, counts.fixef.values, atol=1e-6)
     assert props.loglik == pytest.approx(counts.loglik, abs=1e-8)
+
+
+def test_objective_at_the_fit_is_minus_loglik(reference_fit):
+    for ref_id in ("petrol_tmb_beta", "grouseticks_glmer_pois_loc_index", "sleepstudy_lmer_reml_slope"):
+        _, fit, _ = reference_fit(ref_id)
+        assert float(fit.model.objective()(fit.x)) == pytest.approx(-fit.loglik, rel=1e-9)
+
+
+# -- zero-inflation ------------------------------------------------------------------------
+
+def test_zero_inflation_with_probability_zero_is_the_base_family(reference_fit):
+    _, base, _ = reference_fit("arabidopsis_tmb_nb2")
+    data = gj.datasets.load("Arabidopsis")
+    zi = gj.GLMM("total.fruits ~ nutrient + amd + (1 | popu) + (1 | gen)", data, "nbinom2", zi="~1")
+    assert zi.parameter_names() == base.model.parameter_names() + ["zi:(Intercept)"]
+    x = np.append(base.x, -60.0)  # logit(p) = -60: p ~ 1e-26
+    assert float(zi.objective()(x)) == pytest.approx(float(base.model.objective()(base.x)), rel=1e-13)
+
+
+def test_zero_inflated_predictions(reference_fit):
+    _, fit, _ = reference_fit("arabidopsis_tmb_zip")
+    p = 1 / (1 + np.exp(-fit.zi_fixef.iloc[0]))
+    np.testing.assert_allclose(fit.predict(type="zprob"), p)
+    np.testing.assert_allclose(fit.predict(type="response"), (1 - p) * fit.predict(type="conditional"))
+    sims = fit.simulate(nsim=200, seed=3)
+    zeros = np.mean(sims == 0)
+    mu = fit.predict(type="conditional", re_form="~0")
+    # marginal zero fraction, roughly: p + (1 - p) * mean P(count = 0); simulated counts are large here
+    assert zeros == pytest.approx(p + (1 - p) * np.mean(np.exp(-mu)), abs=0.03)
+
+
+def test_zero_inflation_needs_a_count_family():
+    petrol = gj.datasets.load("petrol")
+    with pytest.raises(ValueError, match="zero-inflation"):
+        gj.GLMM("yield ~ EP + (1|No)", petrol, "beta", zi="~1")

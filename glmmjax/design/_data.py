@@ -47,9 +47,10 @@ def is_ordered(series: pd.Series) -> bool:
 
 
 def _row_labels(series: pd.Series) -> np.ndarray:
-    """Each row's value as R prints it, None where missing."""
-    values = series.astype(object).to_numpy()
-    return np.array([None if pd.isna(v) else level_label(v) for v in values], dtype=object)
+    """Each row's value as R prints it, None where missing (labels computed per distinct value)."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    labels = np.array([level_label(v) for v in np.asarray(uniques, dtype=object)] + [None], dtype=object)
+    return labels[codes]
 
 
 def factor_levels(series: pd.Series) -> tuple:
@@ -90,8 +91,9 @@ def missing_mask(data: pd.DataFrame, names) -> np.ndarray:
 def _component_codes(series: pd.Series):
     levels = factor_levels(series)
     index = {lab: i for i, lab in enumerate(levels)}
-    codes = np.array([index[lab] for lab in _row_labels(series)], dtype=np.int64)
-    return levels, codes
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    position = np.array([index[level_label(v)] for v in np.asarray(uniques, dtype=object)] + [-1], dtype=np.int64)
+    return levels, position[codes]
 
 
 def group_levels_and_codes(data: pd.DataFrame, components: list):

@@ -8,8 +8,10 @@ spread over the hardware is a strategy, chosen by backend:
                costs about 2x per lane and the nested while-loops run to the slowest lane.
     "map"      jax.lax.map: a compiled loop over datasets, one at a time.
     "threads"  lax.map on equal chunks of the rows, run from host threads in parallel
-               (XLA releases the GIL); the fastest measured on a multi-core CPU.
-    "auto"     vmap on GPU/TPU, threads on CPU.
+               (XLA releases the GIL). On the 2-core CPU where glmmjax is benchmarked it was
+               slower than "map" (23 vs 11 ms per fit, benchmarks/bench_batch.py): XLA's own
+               CPU thread pool already uses the cores, and two computations contend.
+    "auto"     vmap on GPU/TPU, map on CPU (by that measurement).
 """
 from __future__ import annotations
 
@@ -57,22 +59,22 @@ class BatchFit:
         return len(self.loglik)
 
 
-def _one(spec, opts, data, x0, y):
-    res = fit_arrays(spec, opts, data.with_response(y), x0)
+def _one(spec, opts, glm_start, data, x0, y):
+    res = fit_arrays(spec, opts, data.with_response(y), x0, glm_start=glm_start)
     return res.x, res.value, res.grad, res.iterations
 
 
-@partial(jax.jit, static_argnames=("spec", "opts"))
-def _map(spec, opts, data, x0, Y):
-    return jax.lax.map(lambda y: _one(spec, opts, data, x0, y), Y)
+@partial(jax.jit, static_argnames=("spec", "opts", "glm_start"))
+def _map(spec, opts, glm_start, data, x0, Y):
+    return jax.lax.map(lambda y: _one(spec, opts, glm_start, data, x0, y), Y)
 
 
-@partial(jax.jit, static_argnames=("spec", "opts"))
-def _vmap(spec, opts, data, x0, Y):
-    return jax.vmap(lambda y: _one(spec, opts, data, x0, y))(Y)
+@partial(jax.jit, static_argnames=("spec", "opts", "glm_start"))
+def _vmap(spec, opts, glm_start, data, x0, Y):
+    return jax.vmap(lambda y: _one(spec, opts, glm_start, data, x0, y))(Y)
 
 
-def _threads(spec, opts, data, x0, Y, n_threads):
+def _threads(spec, opts, glm_start, data, x0, Y, n_threads):
     B = Y.shape[0]
     n_threads = max(1, min(n_threads, B))
     chunk = -(-B // n_threads)
@@ -80,15 +82,16 @@ def _threads(spec, opts, data, x0, Y, n_threads):
     Yp = jnp.concatenate([Y, jnp.repeat(Y[-1:], pad, axis=0)]) if pad else Y
     parts = [Yp[i * chunk:(i + 1) * chunk] for i in range(n_threads)]
     with ThreadPoolExecutor(n_threads) as pool:
-        outs = list(pool.map(lambda part: jax.block_until_ready(_map(spec, opts, data, x0, part)), parts))
+        outs = list(pool.map(lambda part: jax.block_until_ready(_map(spec, opts, glm_start, data, x0, part)), parts))
     return tuple(jnp.concatenate([o[i] for o in outs])[:B] for i in range(4))
 
 
 def _auto_strategy() -> str:
-    return "threads" if jax.default_backend() == "cpu" else "vmap"
+    return "map" if jax.default_backend() == "cpu" else "vmap"
 
 
-def fit_batch(model, Y, *, method="lbfgs", gtol=1e-6, maxiter=500, strategy="auto", threads=None) -> BatchFit:
+def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, strategy="auto",
+              threads=None) -> BatchFit:
     """Fit every row of ``Y`` with ``model``'s design (see GLMM.fit_batch)."""
     Y = np.asarray(Y, dtype=float)
     n = model.design.nobs
@@ -104,14 +107,18 @@ def fit_batch(model, Y, *, method="lbfgs", gtol=1e-6, maxiter=500, strategy="aut
         raise ValueError(f"Unknown strategy {strategy!r}; choose 'auto', 'map', 'vmap' or 'threads'")
     opts = OptimizerOptions(method=method, gtol=gtol, maxiter=maxiter)
     dt = model.data.y.dtype
-    x0 = jnp.asarray(model.to_internal(model.start()), dt)
+    glm_start = start is None
+    if start is not None and hasattr(start, "x"):   # a FitResult: start every fit at its estimates
+        start = start.x
+    x0 = jnp.asarray(model._start_vector(start) if start is not None else model.to_internal(model.start()), dt)
     Yj = jnp.asarray(Y, dt)
+    args = (model.spec, opts, glm_start, model.data, x0, Yj)
     if strategy == "map":
-        x, value, grad, its = _map(model.spec, opts, model.data, x0, Yj)
+        x, value, grad, its = _map(*args)
     elif strategy == "vmap":
-        x, value, grad, its = _vmap(model.spec, opts, model.data, x0, Yj)
+        x, value, grad, its = _vmap(*args)
     else:
-        x, value, grad, its = _threads(model.spec, opts, model.data, x0, Yj, threads or os.cpu_count() or 1)
+        x, value, grad, its = _threads(*args, threads or os.cpu_count() or 1)
     J = model.jacobian_external()
     x = np.asarray(x, float) @ J.T
     grad = np.asarray(grad, float) @ np.linalg.inv(J)
