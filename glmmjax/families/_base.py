@@ -21,7 +21,20 @@ import numpy as np
 
 from ._links import Link, get_link
 
-__all__ = ["Family"]
+__all__ = ["Family", "real_line_initial_mu"]
+
+
+def real_line_initial_mu(y, link: str) -> np.ndarray:
+    """Starting means for a family on the real line: y itself, moved into the link's domain
+    (positive for the log link, away from 0 for the inverse link)."""
+    y = np.asarray(y, dtype=float)
+    if link == "log":
+        floor = max(0.1 * np.mean(np.abs(y)), 1e-8) if y.size else 1.0
+        return np.maximum(y, floor)
+    if link == "inverse":
+        tiny = max(1e-3 * np.mean(np.abs(y)), 1e-8) if y.size else 1.0
+        return np.where(np.abs(y) < tiny, np.where(y < 0, -tiny, tiny), y)
+    return y.copy()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp
 import numpy as np
 
-from ._base import Family
+from ._base import Family, real_line_initial_mu
 from ._checks import check_finite, natural
 from ._stable import float_dtype
 
@@ -77,14 +77,7 @@ class StudentT(Family):
         check_finite(y, self.name)
 
     def initial_mu(self, y, size=None):
-        y = np.asarray(y, dtype=float)
-        if self.link.name == "log":
-            floor = max(0.1 * np.mean(np.abs(y)), 1e-8) if y.size else 1.0
-            return np.maximum(y, floor)
-        if self.link.name == "inverse":
-            tiny = max(1e-3 * np.mean(np.abs(y)), 1e-8) if y.size else 1.0
-            return np.where(np.abs(y) < tiny, np.where(y < 0, -tiny, tiny), y)
-        return y.copy()
+        return real_line_initial_mu(y, self.link.name)
 
     def initial_disp(self, y, mu, size=None) -> float:
         # sigma^2 = Var * (df - 2) / df, with df from initial_extra's moment estimate
