@@ -204,3 +204,14 @@ def test_zero_inflation_needs_a_count_family():
     petrol = gj.datasets.load("petrol")
     with pytest.raises(ValueError, match="zero-inflation"):
         gj.GLMM("yield ~ EP + (1|No)", petrol, "beta", zi="~1")
+
+
+def test_optimizers_reach_the_same_optimum(reference_fit):
+    _, fit, _ = reference_fit("grouseticks_glmer_pois_loc")
+    for method in ("optax-lbfgs", "bfgs"):
+        other = fit.model.fit(method=method)
+        assert other.converged
+        assert other.loglik == pytest.approx(fit.loglik, abs=1e-7)
+        np.testing.assert_allclose(other.fixef.values, fit.fixef.values, atol=1e-4)
+    with pytest.raises(ValueError, match="optimizer"):
+        fit.model.fit(method="nelder-mead")

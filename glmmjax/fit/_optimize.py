@@ -1,4 +1,15 @@
-"""Outer optimizers: optax L-BFGS (default) and optimistix BFGS, both jit- and map-able.
+"""Outer optimizers, all jit- and map-able, selected by ``method=``:
+
+    "lbfgs"        glmmjax's compact L-BFGS (_lbfgs.py), the default;
+    "optax-lbfgs"  optax's L-BFGS with its zoom (strong Wolfe) line search;
+    "bfgs"         optimistix's BFGS.
+
+The default was chosen by measurement (grouseticks Poisson GLMMs, 2-core CPU): all three
+reach the same optimum (logLik equal to 1e-9), but optax's zoom line search traces the
+objective — with its inner Newton solve — several times, so it compiled in 8.1 s and 19.8 s
+against 4.9 s and 9.4 s for the compact L-BFGS; optimistix's BFGS took 37-49 iterations
+against 13-16. (jax.scipy.optimize's BFGS is not offered: it has been seen to stop early
+and report success.)
 
 Both minimize a function ``fun(x, aux) -> (value, aux')`` where ``aux`` is a warm-start
 state carried between accepted iterates (the random-effect modes of the Laplace objective).
@@ -13,8 +24,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
-import optimistix as optx
 
 from ._lbfgs import lbfgs
 
@@ -26,7 +35,7 @@ class OptimizerOptions:
     """Settings of the outer optimizer (hashable: part of the compiled function's key).
 
     Attributes:
-        method: "lbfgs" (optax L-BFGS with a zoom line search) or "bfgs" (optimistix BFGS).
+        method: "lbfgs" (default), "optax-lbfgs" or "bfgs" (see the module docstring).
         gtol: stop when max|gradient| falls below this.
         ftol: relative decrease below which an iteration counts as stalled.
         maxiter: iteration limit.
@@ -53,6 +62,8 @@ class OptResult(NamedTuple):
 
 
 def _lbfgs(fun, x0, aux0, opts: OptimizerOptions) -> OptResult:
+    import optax  # imported on use: the default optimizer does not need it
+
     opt = optax.lbfgs(memory_size=opts.memory, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=40))
     vg = jax.value_and_grad(fun, has_aux=True)
     (v0, aux0), g0 = vg(x0, aux0)
@@ -78,6 +89,8 @@ def _lbfgs(fun, x0, aux0, opts: OptimizerOptions) -> OptResult:
 
 
 def _bfgs(fun, x0, aux0, opts: OptimizerOptions) -> OptResult:
+    import optimistix as optx  # imported on use: the default optimizer does not need it
+
     solver = optx.BFGS(rtol=opts.ftol, atol=opts.gtol)
     sol = optx.minimise(lambda x, a: fun(x, a)[0], solver, x0, args=aux0, max_steps=opts.maxiter, throw=False)
     (v, aux), g = jax.value_and_grad(fun, has_aux=True)(sol.value, aux0)
