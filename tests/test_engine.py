@@ -215,3 +215,15 @@ def test_optimizers_reach_the_same_optimum(reference_fit):
         np.testing.assert_allclose(other.fixef.values, fit.fixef.values, atol=1e-4)
     with pytest.raises(ValueError, match="optimizer"):
         fit.model.fit(method="nelder-mead")
+
+
+def test_lmm_prior_weights_scale_the_residual_variance():
+    """lme4's convention: Var(e_i) = sigma^2 / w_i, so constant weights 2 leave beta, the
+    random-effect SDs and logLik unchanged and multiply sigma by sqrt(2)."""
+    d = gj.datasets.load("sleepstudy")
+    a = gj.glmm("Reaction ~ Days + (Days|Subject)", d)
+    b = gj.glmm("Reaction ~ Days + (Days|Subject)", d, weights=np.full(len(d), 2.0))
+    np.testing.assert_allclose(b.fixef.values, a.fixef.values, rtol=1e-9)
+    assert b.sigma == pytest.approx(np.sqrt(2) * a.sigma, rel=1e-7)
+    np.testing.assert_allclose(b.varcorr.sd.values[:2], a.varcorr.sd.values[:2], rtol=1e-6)
+    assert b.loglik == pytest.approx(a.loglik, abs=1e-8)
