@@ -2,14 +2,19 @@
 
 Importing glmmjax turns on JAX's 64-bit mode (``jax_enable_x64``): fits run in float64
 unless a model is built with ``dtype="float32"``.
+
+    import glmmjax as gj
+    fit = gj.glmm("TICKS ~ YEAR + (1|LOCATION)", gj.datasets.load("grouseticks"), family="poisson")
+    print(fit.summary())
 """
 import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from . import datasets  # noqa: E402
+from . import datasets as datasets  # noqa: E402
+from . import families as families  # noqa: E402
+from ._model import GLMM as GLMM, glmm as glmm  # noqa: E402
+from .results import FitResult as FitResult  # noqa: E402
 
+__all__ = ["GLMM", "glmm", "FitResult", "datasets", "families"]
 __version__ = "0.1.0"
-from . import families  # noqa: E402
-from ._model import GLMM, glmm  # noqa: E402
-from .results import FitResult  # noqa: E402

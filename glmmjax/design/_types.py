@@ -5,7 +5,7 @@ its grouping factor each row belongs to) and a small n x k model matrix.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np

@@ -13,15 +13,15 @@ in the same methods.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
-import jax.numpy as jnp
 import numpy as np
 
+from ._checks import check_counts
 from ._links import Link, get_link
 
-__all__ = ["Family", "real_line_initial_mu"]
+__all__ = ["Family", "CountFamily", "real_line_initial_mu"]
 
 
 def real_line_initial_mu(y, link: str) -> np.ndarray:
@@ -124,3 +124,17 @@ class Family:
 
     def __repr__(self):
         return f"{type(self).__name__}(link={self.link.name!r})"
+
+
+@dataclass(frozen=True, repr=False)
+class CountFamily(Family):
+    """Shared set-up of the count families (poisson, nbinom1, nbinom2): non-negative
+    integer responses, starting means y + 0.1."""
+
+    discrete: ClassVar[bool] = True
+
+    def check_response(self, y, size=None):
+        check_counts(y, self.name)
+
+    def initial_mu(self, y, size=None):
+        return np.asarray(y, dtype=float) + 0.1

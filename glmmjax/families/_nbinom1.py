@@ -21,21 +21,20 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp
 import numpy as np
 
-from ._base import Family
-from ._checks import check_counts, natural
-from ._stable import float_dtype, lgamma_diff, log_mu
+from ._base import CountFamily
+from ._checks import natural
+from ._stable import float_dtype, gamma_poisson, lgamma_diff, log_mu
 
 __all__ = ["NegativeBinomial1"]
 
 
 @dataclass(frozen=True, repr=False)
-class NegativeBinomial1(Family):
+class NegativeBinomial1(CountFamily):
     name = "nbinom1"
     default_link = "log"
     allowed_links = ("log", "identity", "sqrt")
     has_dispersion = True
     disp_scale = "log(phi)"
-    discrete = True
 
     def loglik(self, y, eta, disp_eta, extra, size):
         lmu = log_mu(self.link, eta)
@@ -54,17 +53,8 @@ class NegativeBinomial1(Family):
         mu = self.link.linkinv(eta)
         dt = float_dtype(mu)
         phi = jnp.exp(jnp.asarray(disp_eta, dt))
-        n = jnp.broadcast_to(mu / phi, jnp.shape(mu))
-        k1, k2 = jax.random.split(key)
-        lam = jax.random.gamma(k1, n, shape=jnp.shape(mu), dtype=dt) * phi
-        return jax.random.poisson(k2, lam, shape=jnp.shape(mu)).astype(dt)
+        return gamma_poisson(key, jnp.broadcast_to(mu / phi, jnp.shape(mu)), phi, dt)
 
-    def check_response(self, y, size=None):
-        check_counts(y, self.name)
-
-    def initial_mu(self, y, size=None):
-        y = np.asarray(y, dtype=float)
-        return y + 0.1
 
     def initial_disp(self, y, mu, size=None) -> float:
         # moment estimate: E[(y-mu)^2 / mu] = 1 + phi

@@ -23,21 +23,20 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp
 import numpy as np
 
-from ._base import Family
-from ._checks import check_counts, natural
-from ._stable import float_dtype, lgamma_diff, log_mu
+from ._base import CountFamily
+from ._checks import natural
+from ._stable import float_dtype, gamma_poisson, lgamma_diff, log_mu
 
 __all__ = ["NegativeBinomial2", "NBinom2"]
 
 
 @dataclass(frozen=True, repr=False)
-class NegativeBinomial2(Family):
+class NegativeBinomial2(CountFamily):
     name = "nbinom2"
     default_link = "log"
     allowed_links = ("log", "identity", "sqrt")
     has_dispersion = True
     disp_scale = "log(theta)"
-    discrete = True
 
     def loglik(self, y, eta, disp_eta, extra, size):
         lmu = log_mu(self.link, eta)
@@ -57,16 +56,8 @@ class NegativeBinomial2(Family):
         mu = self.link.linkinv(eta)
         dt = float_dtype(mu)
         theta = jnp.broadcast_to(jnp.exp(jnp.asarray(disp_eta, dt)), jnp.shape(mu))
-        k1, k2 = jax.random.split(key)
-        lam = jax.random.gamma(k1, theta, shape=jnp.shape(mu), dtype=dt) * (mu / theta)
-        return jax.random.poisson(k2, lam, shape=jnp.shape(mu)).astype(dt)
+        return gamma_poisson(key, theta, mu / theta, dt)
 
-    def check_response(self, y, size=None):
-        check_counts(y, self.name)
-
-    def initial_mu(self, y, size=None):
-        y = np.asarray(y, dtype=float)
-        return y + 0.1
 
     def initial_disp(self, y, mu, size=None) -> float:
         # moment estimate: E[(y-mu)^2 - mu] = mu^2 / theta

@@ -13,22 +13,19 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
-import numpy as np
 
-from ._base import Family
-from ._checks import check_counts
+from ._base import CountFamily
 from ._stable import float_dtype
 
 __all__ = ["Poisson"]
 
 
 @dataclass(frozen=True, repr=False)
-class Poisson(Family):
+class Poisson(CountFamily):
     name = "poisson"
     default_link = "log"
     allowed_links = ("log", "identity", "sqrt")
     canonical_link = "log"
-    discrete = True
 
     def loglik(self, y, eta, disp_eta, extra, size):
         if self.link.name == "log":
@@ -43,9 +40,3 @@ class Poisson(Family):
         mu = self.link.linkinv(eta)
         return jax.random.poisson(key, mu, shape=jnp.shape(mu)).astype(float_dtype(mu))
 
-    def check_response(self, y, size=None):
-        check_counts(y, self.name)
-
-    def initial_mu(self, y, size=None):
-        y = np.asarray(y, dtype=float)
-        return y + 0.1

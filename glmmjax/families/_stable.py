@@ -82,3 +82,10 @@ def lgamma_diff(y, a):
         + _stirling_err(y + a_big) - _stirling_err(a_big)
     )
     return jnp.where(big, stirling, direct)
+
+
+def gamma_poisson(key, shape, scale, dtype):
+    """Negative binomial draws as a Poisson with a Gamma(shape, scale) mean (arrays)."""
+    k1, k2 = jax.random.split(key)
+    lam = jax.random.gamma(k1, shape, shape=jnp.shape(shape), dtype=dtype) * scale
+    return jax.random.poisson(k2, lam, shape=jnp.shape(shape)).astype(dtype)

@@ -198,7 +198,7 @@ class _Parser:
     def parse_power(self) -> Node:
         base = self.parse_postfix()
         if self.tok.kind == "op" and self.tok.text == "^":
-            tok = self.advance()
+            self.advance()
             exponent = self.parse_unary()  # right-associative, allows x^-1
             return BinOp(base.pos, "^", base, exponent)
         return base

@@ -18,10 +18,7 @@ from dataclasses import dataclass
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
-import numpy as np
 
-from ..covariance import CovStructure
 from ..families._base import Family
 from ._blocked import BlockLayout
 

@@ -7,7 +7,7 @@ computed there (numpy / pandas on the host). Methods that need new data or rando
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import jax.numpy as jnp
 import numpy as np
