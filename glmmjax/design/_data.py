@@ -115,10 +115,12 @@ def group_levels_and_codes(data: pd.DataFrame, components: list):
 def group_codes_for(data: pd.DataFrame, components: list, levels: tuple) -> np.ndarray:
     """Codes of new rows in the fitted ``levels``; -1 for levels not seen in the fit."""
     labels = [_row_labels(data[name]) for name in components]
-    index = {lab: i for i, lab in enumerate(levels)}
-    codes = np.full(len(data), -1, dtype=np.int32)
-    for row in range(len(data)):
-        parts = [lab[row] for lab in labels]
-        if all(p is not None for p in parts):
-            codes[row] = index.get(":".join(parts), -1)
+    missing = np.zeros(len(data), dtype=bool)
+    for lab in labels:
+        missing |= pd.isna(lab)
+    joined = pd.Series(labels[0], dtype=object).fillna("")
+    for lab in labels[1:]:
+        joined = joined + ":" + pd.Series(lab, dtype=object).fillna("")
+    codes = pd.Index(list(levels)).get_indexer(joined).astype(np.int32)
+    codes[missing] = -1
     return codes
