@@ -177,6 +177,9 @@ class GLMM:
         # leave L-BFGS badly conditioned. LMMs profile beta out and need no transform.
         T = np.eye(X.shape[1]) if profiled or X.shape[1] == 0 else _conditioning_transform(X)
         self.formula = formula
+        self.frame = data
+        self._args = dict(formula=formula, data=data, family=family, disp=disp, zi=zi, reml=reml, weights=weights,
+                          offset=offset, contrasts=contrasts, dtype=dtype)
         self.family: Family = fam
         self.design = design
         self.blocks = tuple(blocks)
@@ -192,6 +195,20 @@ class GLMM:
         self.data = ModelData(arr(y), arr(size), arr(X @ T), arr(design.offset), arr(w), arr(Xd), arr(Xzi),
                               tuple(jnp.asarray(b.codes) for b in blocks), tuple(arr(b.Z) for b in blocks))
         self._y, self._size, self._w = y, size, w
+
+    def update(self, **changes) -> "GLMM":
+        """A new model with some constructor arguments changed (lme4's ``update``).
+
+        ``model.update(reml=False)`` is the ML version of a REML model;
+        ``model.update(formula="y ~ 1 + (1|g)")`` keeps data, family and the rest. The model
+        itself is unchanged.
+        """
+        unknown = set(changes) - set(self._args)
+        if unknown:
+            raise TypeError(f"update() got unknown argument(s) {sorted(unknown)}; "
+                            f"the model's arguments are {sorted(self._args)}")
+        args = dict(self._args, **changes)
+        return GLMM(args.pop("formula"), args.pop("data"), **args)
 
     # -- parameters ----------------------------------------------------------------------
     @property
