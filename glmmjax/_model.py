@@ -20,7 +20,7 @@ from .design import fixed_matrix, make_design
 from .families import Family, get_family
 from .fit._fit import fit_arrays
 from .fit._optimize import OptimizerOptions
-from .laplace._blocked import BlockLayout
+from .laplace._blocked import BlockLayout, is_nested
 from .laplace._glmm import laplace_nll, zero_modes
 from .laplace._lmm import lmm_objective
 from .laplace._spec import ModelData, ModelSpec
@@ -166,7 +166,8 @@ class GLMM:
             Xzi, zi_names, zi_info = fixed_matrix(zi, data, design.rows)
         else:
             Xzi, zi_names, zi_info = np.zeros((n, 0)), (), None
-        layout = BlockLayout(tuple(b.nlevels for b in blocks), tuple(b.k for b in blocks))
+        nested = len(blocks) == 2 and is_nested(blocks[0].codes, blocks[1].codes)
+        layout = BlockLayout(tuple(b.nlevels for b in blocks), tuple(b.k for b in blocks), nested)
         spec = ModelSpec(fam, layout, tuple(b.cov for b in blocks), design.X.shape[1], Xd.shape[1],
                          profiled=profiled, reml=bool(reml), pz=Xzi.shape[1])
         dt = jnp.float64 if dtype == "float64" else jnp.float32
@@ -319,7 +320,8 @@ class GLMM:
             x0 = start
         return jnp.asarray(self.to_internal(x0), self.data.y.dtype)
 
-    def fit_batch(self, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, strategy="auto", threads=None):
+    def fit_batch(self, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, strategy="auto", threads=None,
+                  chunk=16):
         """Fit many responses of the same design in one compiled computation.
 
         Arguments:
@@ -327,8 +329,9 @@ class GLMM:
             start: None (each fit starts from its own GLM fit, as ``fit()``), a FitResult
                 (every fit starts at its estimates: the natural start for a parametric
                 bootstrap or a simulation from the fit, as lme4's refit), or a parameter vector.
-            strategy: "map" (lax.map), "vmap", "threads" (lax.map split over host threads), or
-                "auto": vmap on GPU/TPU, map on CPU (measured fastest there; see fit/_batch.py).
+            strategy: "chunked" (lax.map over vectorized chunks of ``chunk`` datasets), "map"
+                (lax.map), "vmap", "threads" (lax.map split over host threads), or
+                "auto": vmap on GPU/TPU, chunked on CPU (measured fastest there; see fit/_batch.py).
             threads: number of threads for "threads" (default: the CPU count).
 
         Returns:
@@ -336,7 +339,7 @@ class GLMM:
         """
         from .fit._batch import fit_batch
 
-        return fit_batch(self, Y, start=start, method=method, gtol=gtol, maxiter=maxiter, strategy=strategy,
+        return fit_batch(self, Y, start=start, method=method, gtol=gtol, maxiter=maxiter, strategy=strategy, chunk=chunk,
                          threads=threads)
 
     def __repr__(self):

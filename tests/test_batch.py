@@ -51,7 +51,9 @@ def test_strategies_agree(grouse, batch):
     _, model, Y = grouse
     threads = model.fit_batch(Y[:6], strategy="threads", threads=2)
     vmapped = model.fit_batch(Y[:4], strategy="vmap")
+    chunked = model.fit_batch(Y[:8], strategy="chunked", chunk=4)
     np.testing.assert_allclose(threads.params.values, batch.params.values[:6], atol=1e-7)
+    np.testing.assert_allclose(chunked.params.values, batch.params.values[:8], atol=1e-5)
     np.testing.assert_allclose(vmapped.params.values, batch.params.values[:4], atol=1e-5)
 
 

@@ -39,12 +39,16 @@ def _objective(spec: ModelSpec, data: ModelData):
 
 
 @partial(jax.jit, static_argnames=("spec", "opts", "glm_start"))
-def fit_arrays(spec: ModelSpec, opts: OptimizerOptions, data: ModelData, x0, glm_start: bool = True) -> OptResult:
-    """Fit one dataset. Returns the optimizer result (x, value, grad, modes, iterations)."""
+def fit_arrays(spec: ModelSpec, opts: OptimizerOptions, data: ModelData, x0, glm_start: bool = True,
+               h0=None) -> OptResult:
+    """Fit one dataset. Returns the optimizer result (x, value, grad, modes, iterations).
+
+    ``h0``: optional initial inverse Hessian of the objective at x0 (optimizer coordinates).
+    """
     if spec.profiled:
-        return minimize(_objective(spec, data), x0, (), opts)
+        return minimize(_objective(spec, data), x0, (), opts, h0)
     if glm_start and spec.nblocks:
         glm = spec.without_random()
         rg = minimize(_objective(glm, data), glm_part(spec, x0), (), opts)
         x0 = with_glm_part(spec, x0, rg.x)
-    return minimize(_objective(spec, data), x0, zero_modes(spec, x0.dtype), opts)
+    return minimize(_objective(spec, data), x0, zero_modes(spec, x0.dtype), opts, h0)

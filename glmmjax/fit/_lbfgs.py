@@ -33,17 +33,23 @@ FIRST_STEP = 1.0   # the same while no curvature pair is stored (the direction i
 MAX_STALL = 10
 
 
-def _two_loop(g, S, Y, rho):
-    """H g by the two-loop recursion; S, Y (m, d) with the newest pair last; rho 0 = empty."""
+def _two_loop(g, S, Y, rho, h0=None):
+    """H g by the two-loop recursion; S, Y (m, d) with the newest pair last; rho 0 = empty.
+
+    The initial inverse Hessian is h0 (d, d) when given, else the usual scaled identity.
+    """
     def back(q, sy):
         s, y, r = sy
         a = r * jnp.dot(s, q)
         return q - a * y, a
 
     q, alphas = jax.lax.scan(back, g, (S, Y, rho), reverse=True)
-    sy, yy = jnp.dot(S[-1], Y[-1]), jnp.dot(Y[-1], Y[-1])
-    gamma = jnp.where((rho[-1] > 0) & (yy > 0), sy / jnp.where(yy > 0, yy, 1.0), 1.0)
-    r = gamma * q
+    if h0 is None:
+        sy, yy = jnp.dot(S[-1], Y[-1]), jnp.dot(Y[-1], Y[-1])
+        gamma = jnp.where((rho[-1] > 0) & (yy > 0), sy / jnp.where(yy > 0, yy, 1.0), 1.0)
+        r = gamma * q
+    else:
+        r = h0 @ q
 
     def fwd(r, sya):
         s, y, rr, a = sya
@@ -54,8 +60,14 @@ def _two_loop(g, S, Y, rho):
     return r
 
 
-def lbfgs(fun, x0, aux0, *, gtol, ftol, maxiter, memory):
-    """Minimize ``fun(x, aux) -> (value, aux')``; returns (x, f, g, aux, iterations)."""
+def lbfgs(fun, x0, aux0, *, gtol, ftol, maxiter, memory, h0=None):
+    """Minimize ``fun(x, aux) -> (value, aux')``; returns (x, f, g, aux, iterations).
+
+    ``h0``: an initial inverse-Hessian (d, d), e.g. from a fit of similar data (refits of
+    simulated or resampled responses start at the fit, where its Hessian is known); the
+    first step is then a Newton step and the updates refine that metric instead of a
+    scaled identity.
+    """
     vg = jax.value_and_grad(fun, has_aux=True)
     d = x0.shape[0]
     dt = x0.dtype
@@ -93,11 +105,11 @@ def lbfgs(fun, x0, aux0, *, gtol, ftol, maxiter, memory):
     def body(c):
         x, f, g, aux, S, Y, rho, it, stall, stop = c
         first = it == 0
-        direction = jnp.where(first, jnp.zeros_like(g), -_two_loop(g, S, Y, rho))
+        direction = jnp.where(first, jnp.zeros_like(g), -_two_loop(g, S, Y, rho, h0))
         descent = jnp.dot(direction, g) < 0
         direction = jnp.where(descent | first, direction, -g)
         nrm = jnp.max(jnp.abs(direction))
-        cap = jnp.where(rho[-1] > 0, MAX_STEP, FIRST_STEP)
+        cap = jnp.where(rho[-1] > 0, MAX_STEP, FIRST_STEP) if h0 is None else MAX_STEP
         t0 = jnp.where(nrm > cap, cap / jnp.where(nrm > 0, nrm, 1.0), 1.0)
         t, fn, gn, auxn, _, ok = line_search(x, f, g, aux, direction, t0, first)
         xn = x + t * direction

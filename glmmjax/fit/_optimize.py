@@ -61,7 +61,7 @@ class OptResult(NamedTuple):
     iterations: jax.Array
 
 
-def _lbfgs(fun, x0, aux0, opts: OptimizerOptions) -> OptResult:
+def _lbfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None) -> OptResult:
     import optax  # imported on use: the default optimizer does not need it
 
     opt = optax.lbfgs(memory_size=opts.memory, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=40))
@@ -88,7 +88,7 @@ def _lbfgs(fun, x0, aux0, opts: OptimizerOptions) -> OptResult:
     return OptResult(x, v, g, aux, it)
 
 
-def _bfgs(fun, x0, aux0, opts: OptimizerOptions) -> OptResult:
+def _bfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None) -> OptResult:
     import optimistix as optx  # imported on use: the default optimizer does not need it
 
     solver = optx.BFGS(rtol=opts.ftol, atol=opts.gtol)
@@ -97,14 +97,18 @@ def _bfgs(fun, x0, aux0, opts: OptimizerOptions) -> OptResult:
     return OptResult(sol.value, v, g, aux, sol.stats["num_steps"])
 
 
-def _own_lbfgs(fun, x0, aux0, opts: OptimizerOptions) -> OptResult:
-    x, f, g, aux, it = lbfgs(fun, x0, aux0, gtol=opts.gtol, ftol=opts.ftol, maxiter=opts.maxiter, memory=opts.memory)
+def _own_lbfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None) -> OptResult:
+    x, f, g, aux, it = lbfgs(fun, x0, aux0, gtol=opts.gtol, ftol=opts.ftol, maxiter=opts.maxiter, memory=opts.memory,
+                             h0=h0)
     return OptResult(x, f, g, aux, it)
 
 
 _METHODS = {"lbfgs": _own_lbfgs, "optax-lbfgs": _lbfgs, "bfgs": _bfgs}
 
 
-def minimize(fun, x0, aux0, opts: OptimizerOptions) -> OptResult:
-    """Minimize ``fun(x, aux) -> (value, aux)`` from ``x0``."""
-    return _METHODS[opts.method](fun, x0, aux0, opts)
+def minimize(fun, x0, aux0, opts: OptimizerOptions, h0=None) -> OptResult:
+    """Minimize ``fun(x, aux) -> (value, aux)`` from ``x0``.
+
+    ``h0`` (d, d): an initial inverse Hessian, used by "lbfgs" (the others ignore it).
+    """
+    return _METHODS[opts.method](fun, x0, aux0, opts, h0)

@@ -31,6 +31,15 @@ O(n nb) each, and the Schur complement is assembled row by row,
 which needs B only as rows gathered by level: O(n (k0 + nb) q2) instead of O(m0 k0 q2^2).
 Solves then use H^{-1} r = (A^{-1}(r0 - B x2), x2) with x2 = S^{-1}(r2 - B' A^{-1} r0).
 The choice is static (shapes only), see ``_sparse_schur``.
+
+Nested form. With two blocks where every level of block 0 lies within one level p(j) of
+block 1 (an observation-level effect within its group, (1|school/class), genotypes within
+populations), B_j has a single non-zero k0 x k1 block, in the columns of p(j). Then
+S = C - sum_j M_j' M_j is block diagonal too, S_l = C_l - sum_{p(j)=l} M_j' M_j, so H's
+factor is two batched small Cholesky factorizations and nothing is dense: O(n k0 k1 +
+m0 k0 k1^2 + m1 k1^3). ``BlockLayout.nested`` (set when the model is built, from the codes)
+selects it; p is recovered inside the computation as the segment maximum of block 1's codes
+over block 0's levels.
 """
 from __future__ import annotations
 
@@ -52,6 +61,7 @@ class BlockLayout:
 
     nlevels: tuple
     ks: tuple
+    nested: bool = False   # two blocks, block 0's levels nested in block 1's (module docstring)
 
     @property
     def nblocks(self) -> int:
@@ -80,6 +90,38 @@ class Factor(NamedTuple):
     M: jax.Array | None    # (m0, k0, q2) L_A^{-1} B; None in the observation-level form
     LS: jax.Array          # (q2, q2) lower Cholesky factor of the Schur complement
     obs: tuple | None = None  # observation-level form: (w z0 (n, k0), zc (n, nb), rows (n, nb), codes0)
+    parent: jax.Array | None = None  # nested form: (m0,) level of block 1 holding each level of block 0;
+    #                                  M is then (m0, k0, k1) and LS (m1, k1, k1)
+
+
+def is_nested(codes0, codes1) -> bool:
+    """Whether every level of the first factor occurs with a single level of the second (host check)."""
+    codes0, codes1 = np.asarray(codes0), np.asarray(codes1)
+    if codes0.size == 0:
+        return False
+    first = np.full(int(codes0.max()) + 1, -1)
+    first[codes0[::-1]] = codes1[::-1]      # the level of block 1 at each level's first observation
+    return bool(np.all(first[codes0] == codes1))
+
+
+def _parent(layout: BlockLayout, codes):
+    p = jax.ops.segment_max(codes[1], codes[0], num_segments=layout.nlevels[0])
+    return jnp.clip(p, 0, layout.nlevels[1] - 1)   # levels without observations: any parent (their M is 0)
+
+
+def _assemble_nested(layout: BlockLayout, Zl, codes, w):
+    """L_A, the block-diagonal Schur complement S (m1, k1, k1), M (m0, k0, k1) and the parents."""
+    (m0, m1), (k0, k1) = layout.nlevels, layout.ks
+    z0, z1 = Zl
+    dtype = z0.dtype
+    A = jax.ops.segment_sum(w[:, None, None] * z0[:, :, None] * z0[:, None, :], codes[0], num_segments=m0)
+    LA = _smallk.cholesky(A + jnp.eye(k0, dtype=dtype))
+    B = jax.ops.segment_sum(w[:, None, None] * z0[:, :, None] * z1[:, None, :], codes[0], num_segments=m0)
+    M = _smallk.solve_lower(LA, B)
+    parent = _parent(layout, codes)
+    C = jax.ops.segment_sum(w[:, None, None] * z1[:, :, None] * z1[:, None, :], codes[1], num_segments=m1)
+    S = C + jnp.eye(k1, dtype=dtype) - jax.ops.segment_sum(jnp.einsum("mkq,mkr->mqr", M, M), parent, num_segments=m1)
+    return LA, S, M, parent
 
 
 def _dense_cols(layout: BlockLayout, b: int, codes):
@@ -134,6 +176,9 @@ def factorize(layout: BlockLayout, Zl, codes, w) -> Factor:
         codes: tuple of (n,) int arrays, level of each observation in each block.
         w: (n,) weights (the diagonal of W).
     """
+    if layout.nested:
+        LA, S, M, parent = _assemble_nested(layout, Zl, codes, w)
+        return Factor(LA, M, _smallk.cholesky(S), None, parent)
     LA, S, M, obs = _assemble(layout, Zl, codes, w)
     return Factor(LA, M, jnp.linalg.cholesky(S) if S.shape[0] else S, obs)
 
@@ -145,6 +190,9 @@ def logdet_H(layout: BlockLayout, Zl, codes, w):
     the second goes through ``_logdet_spd``, whose derivative tr(S^{-1} dS) replaces
     differentiating the dense Cholesky factorization.
     """
+    if layout.nested:
+        F = factorize(layout, Zl, codes, w)
+        return logdet(F)
     LA, S, _, _ = _assemble(layout, Zl, codes, w)
     d = 2.0 * jnp.sum(jnp.log(jnp.diagonal(LA, axis1=-2, axis2=-1)))
     return d + _logdet_spd(S) if S.shape[0] else d
@@ -203,7 +251,7 @@ def logdet(F: Factor):
     """log det H."""
     d = 2.0 * jnp.sum(jnp.log(jnp.diagonal(F.LA, axis1=-2, axis2=-1)))
     if F.LS.shape[0]:
-        d = d + 2.0 * jnp.sum(jnp.log(jnp.diagonal(F.LS)))
+        d = d + 2.0 * jnp.sum(jnp.log(jnp.diagonal(F.LS, axis1=-2, axis2=-1)))
     return d
 
 
@@ -235,6 +283,10 @@ def _tri(L, b, lower_solve: bool):
 
 def solve_lower(layout: BlockLayout, F: Factor, r):
     """L^{-1} r for per-block right-hand sides r (tuple of (m_b, k_b, ...))."""
+    if F.parent is not None:
+        y0 = _smallk.solve_lower(F.LA, r[0])
+        t = r[1] - jax.ops.segment_sum(jnp.einsum("mkq,mk...->mq...", F.M, y0), F.parent, num_segments=layout.nlevels[1])
+        return y0, _smallk.solve_lower(F.LS, t)
     r0, r2 = _split(layout, r)
     y0 = _tri(F.LA, r0, True)
     if r2 is None:
@@ -249,6 +301,10 @@ def solve_lower(layout: BlockLayout, F: Factor, r):
 
 def solve_upper(layout: BlockLayout, F: Factor, y):
     """L^{-T} y, the inverse of solve_lower's transpose."""
+    if F.parent is not None:
+        x1 = _smallk.solve_upper(F.LS, y[1])
+        x0 = _smallk.solve_upper(F.LA, y[0] - jnp.einsum("mkq,mq...->mk...", F.M, x1[F.parent]))
+        return x0, x1
     y0, y2 = _split(layout, y)
     if y2 is None:
         return (_tri(F.LA, y0, False),)
@@ -260,7 +316,7 @@ def solve_upper(layout: BlockLayout, F: Factor, y):
 
 def solve(layout: BlockLayout, F: Factor, r):
     """H^{-1} r."""
-    if F.M is not None or layout.nblocks == 1:
+    if F.M is not None or layout.nblocks == 1:   # dense or nested form
         return solve_upper(layout, F, solve_lower(layout, F, r))
     r0, r2 = _split(layout, r)
     Ainv = lambda v: _tri(F.LA, _tri(F.LA, v, True), False)
@@ -280,6 +336,13 @@ def inverse_diag_blocks(layout: BlockLayout, F: Factor):
     Ainv = jnp.einsum("mik,mil->mkl", LAinv, LAinv)
     if layout.nblocks == 1:
         return (Ainv,)
+    if F.parent is not None:
+        k1 = layout.ks[1]
+        eye1 = jnp.broadcast_to(jnp.eye(k1, dtype=F.LS.dtype), F.LS.shape)
+        LSinv = _smallk.solve_lower(F.LS, eye1)
+        Sinv = jnp.einsum("mik,mil->mkl", LSinv, LSinv)
+        N = _smallk.solve_upper(F.LA, F.M)                                       # A^{-1} B, (m0, k0, k1)
+        return Ainv + jnp.einsum("mkq,mqr,mlr->mkl", N, Sinv[F.parent], N), Sinv
     N = _smallk.solve_upper(F.LA, _dense_M(layout, F))
     P = jax.scipy.linalg.solve_triangular(F.LS, jnp.swapaxes(N, 1, 2), lower=True)  # (m0, q2, k0)
     out = [Ainv + jnp.einsum("mqk,mql->mkl", P, P)]
