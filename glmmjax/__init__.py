@@ -15,6 +15,9 @@ from . import datasets as datasets  # noqa: E402
 from . import families as families  # noqa: E402
 from ._model import GLMM as GLMM, glmm as glmm  # noqa: E402
 from .results import FitResult as FitResult  # noqa: E402
+from . import inference as inference  # noqa: E402
+from .inference import Anova as Anova, anova as anova, emmeans as emmeans, r2_nakagawa as r2_nakagawa  # noqa: E402
 
-__all__ = ["GLMM", "glmm", "FitResult", "datasets", "families"]
+__all__ = ["GLMM", "glmm", "FitResult", "datasets", "families", "inference", "anova", "Anova", "emmeans",
+           "r2_nakagawa"]
 __version__ = "0.1.0"

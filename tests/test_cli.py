@@ -30,9 +30,9 @@ def test_fit_prints_summary(sleep_out):
     rc, out = sleep_out
     assert rc == 0
     lines = [ln.rstrip() for ln in out.splitlines()]
-    assert lines[0] == "Linear mixed model fit by REML ['lmerMod']"
-    assert lines[1] == "Formula: Reaction ~ Days + (Days | Subject)"
-    assert lines[2] == "   Data: sleepstudy"
+    assert lines[:2] == ["Linear mixed model fit by REML. t-tests use Satterthwaite's method [", "lmerModLmerTest]"]
+    assert lines[2] == "Formula: Reaction ~ Days + (Days | Subject)"
+    assert lines[3] == "   Data: sleepstudy"
     assert "REML criterion at convergence: 1743.6" in lines
     assert "Number of obs: 180, groups:  Subject, 18" in lines
     assert any(ln.startswith("(Intercept)  251.40") for ln in lines)

@@ -53,8 +53,8 @@ def petrol():
     return fit_named("yield ~ EP + (1 | No)", "petrol", "beta")
 
 
-def lines_of(fit):
-    return [ln.rstrip() for ln in str(fit.summary()).splitlines()]
+def lines_of(fit, **kw):
+    return [ln.rstrip() for ln in str(fit.summary(**kw)).splitlines()]
 
 
 def block(lines, header, stop=""):
@@ -127,7 +127,7 @@ def test_coefmat_matches_r(path):
 
 # -- LMM: lme4 layout ----------------------------------------------------------------------------
 def test_lmm_layout(sleep):
-    lines = lines_of(sleep)
+    lines = lines_of(sleep, ddf="lme4")
     r = rlines("sleepstudy_lmer_reml_slope")
     assert lines[:5] == r[:5]          # title, formula, data, blank, REML criterion
     assert "REML criterion at convergence: 1743.6" in lines
@@ -159,7 +159,7 @@ def test_lmm_random_effects(sleep):
 
 
 def test_lmm_fixed_effects_and_residuals(sleep):
-    lines = lines_of(sleep)
+    lines = lines_of(sleep, ddf="lme4")
     rows = block(lines, "Fixed effects:")
     assert rows[0] == "            Estimate Std. Error t value"
     parsed = parse_coef_rows(rows, list(sleep.fixef.index))
@@ -179,6 +179,24 @@ def test_lmm_fixed_effects_and_residuals(sleep):
     assert q == pytest.approx(rq, abs=2e-3)
 
 
+# R 4.2.2, lmerTest 3.1.3: print(summary(lmer(Reaction ~ Days + (Days|Subject), sleepstudy)))
+LMERTEST_SLEEP_HEAD = ["Linear mixed model fit by REML. t-tests use Satterthwaite's method [", "lmerModLmerTest]"]
+LMERTEST_SLEEP_FIXED = [
+    "            Estimate Std. Error      df t value Pr(>|t|)    ",
+    "(Intercept)  251.405      6.825  17.000  36.838  < 2e-16 ***",
+    "Days          10.467      1.546  17.000   6.771 3.26e-06 ***",
+]
+
+
+def test_lmm_default_summary_is_lmertest(sleep):
+    lines = lines_of(sleep)
+    assert lines[:2] == LMERTEST_SLEEP_HEAD
+    assert lines[2] == "Formula: Reaction ~ Days + (Days | Subject)"
+    assert block(lines, "Fixed effects:") == [ln.rstrip() for ln in LMERTEST_SLEEP_FIXED]
+    kr = lines_of(sleep, ddf="kenward-roger")
+    assert kr[0] == "Linear mixed model fit by REML. t-tests use Kenward-Roger's method ["
+
+
 def test_lmm_short_and_repr(sleep):
     s = repr(sleep)
     assert s.startswith("Linear mixed model fit by REML ['lmerMod']")
@@ -190,7 +208,7 @@ def test_lmm_short_and_repr(sleep):
 def test_tables(sleep, ticks):
     t = sleep.summary().tables()
     assert set(t) >= {"fixed", "random", "fit"}
-    assert list(t["fixed"].columns) == ["Estimate", "Std. Error", "t value"]
+    assert list(t["fixed"].columns) == ["Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"]
     assert t["fit"]["REML criterion"].iloc[0] == pytest.approx(sleep.reml_criterion)
     t2 = ticks.summary().tables()
     assert "Pr(>|z|)" in t2["fixed"].columns

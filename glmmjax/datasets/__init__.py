@@ -12,6 +12,10 @@ Datasets (see ``describe(name)`` for each one's source):
     sleepstudy    lme4::sleepstudy    reaction times under sleep deprivation
     cbpp          lme4::cbpp          contagious bovine pleuropneumonia incidence by herd
     petrol        MASS::petrol        Prater's gasoline yield data (yield = Y / 100)
+    seeds         Crowder (1978)      Orobanche seed germination on bean and cucumber
+                                      extract, 21 plates (germ of n), a 2 x 2 factorial
+    fungicide     simulated           beta-distributed disease severity in a fungicide
+                                      trial, 4 treatments in 8 blocks (seed 20240611)
 """
 from __future__ import annotations
 

@@ -157,13 +157,28 @@ class FitResult:
 
     @property
     def coef_table(self) -> pd.DataFrame:
-        """Estimate, Std. Error and z (GLMM) or t (LMM) value, with Pr(>|z|) for GLMMs."""
+        """The fixed-effects table: Estimate, Std. Error, z value and Pr(>|z|) for GLMMs (Wald,
+        as glmmTMB); for LMMs df, t value and Pr(>|t|) with Satterthwaite's degrees of freedom,
+        as lmerTest's summary (see ``coef_table_ddf`` for Kenward-Roger or lme4's t only)."""
+        return self.coef_table_ddf("satterthwaite")
+
+    def coef_table_ddf(self, ddf="satterthwaite") -> pd.DataFrame:
+        """The fixed-effects table with a choice of denominator df for LMMs.
+
+        ddf: "satterthwaite" (lmerTest's default), "kenward-roger" (pbkrtest's adjusted
+        covariance and df, REML fits) or "lme4" / None (Estimate, Std. Error, t value, as lme4
+        prints them, without p-values). GLMMs always get Wald z tests.
+        """
         from scipy import stats
 
         est, se = self.fixef.values, self.se.values
         stat = est / se
         if self.is_lmm:
-            return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": stat}, index=self.fixef.index)
+            if ddf is None or str(ddf).lower() == "lme4":
+                return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": stat}, index=self.fixef.index)
+            from ..inference._ddf import ddf_coef_table
+
+            return ddf_coef_table(self, ddf)
         p = 2 * stats.norm.sf(np.abs(stat))
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": stat, "Pr(>|z|)": p}, index=self.fixef.index)
 
@@ -353,10 +368,15 @@ class FitResult:
 
         return residuals(self, type=type)
 
-    def summary(self):
+    def summary(self, ddf="satterthwaite"):
+        """The summary, laid out as lme4/lmerTest (LMMs) or glmmTMB (GLMMs) print it.
+
+        ddf (LMMs): "satterthwaite" (default, as lmerTest), "kenward-roger", or "lme4" for
+        lme4's table of t values without df and p-values.
+        """
         from ._summary import Summary
 
-        return Summary(self)
+        return Summary(self, ddf)
 
     def __repr__(self):
         return self.summary().short()

@@ -224,8 +224,9 @@ def coefmat_lines(table: pd.DataFrame, digits: int = _DIGITS, zap_ind=(), has_p=
     cols = list(table.columns)
     has_p = (nc >= 4 and cols[-1].startswith("Pr(")) if has_p is None else has_p
     dig_tst = max(1, min(5, digits - 1))
-    cs = [0, 1] if nc >= 2 else [0]
-    tst = [2] if nc >= 3 else []
+    k = nc - int(has_p) - 1                      # printCoefmat: cs.ind = 1:k, tst.ind = k + 1
+    cs = list(range(max(k, 1)))
+    tst = [k] if 1 <= k < nc - int(has_p) else []
     cf = [[""] * nc for _ in range(nr)]
     for j in zap_ind:
         col = x[:, j]
@@ -281,8 +282,9 @@ def coefmat_lines(table: pd.DataFrame, digits: int = _DIGITS, zap_ind=(), has_p=
 class Summary:
     """The summary of a fitted model; ``str()`` prints it like R."""
 
-    def __init__(self, fit):
+    def __init__(self, fit, ddf="satterthwaite"):
         self.fit = fit
+        self.ddf = ddf
 
     # - pieces -
     @property
@@ -484,10 +486,20 @@ class Summary:
     def _lmm_text(self) -> list:
         fit = self.fit
         lines = []
-        if fit.reml:
-            lines.append("Linear mixed model fit by REML ['lmerMod']")
+        table = fit.coef_table_ddf(self.ddf)
+        if self.ddf is None or str(self.ddf).lower() == "lme4":
+            if fit.reml:
+                lines.append("Linear mixed model fit by REML ['lmerMod']")
+            else:
+                lines.append("Linear mixed model fit by maximum likelihood  ['lmerMod']")
         else:
-            lines.append("Linear mixed model fit by maximum likelihood  ['lmerMod']")
+            # lmerTest's heading, wrapped as R's strwrap prints it
+            method = "Satterthwaite's" if str(self.ddf).lower().startswith("s") else "Kenward-Roger's"
+            if fit.reml:
+                lines += [f"Linear mixed model fit by REML. t-tests use {method} method [", "lmerModLmerTest]"]
+            else:
+                lines += [f"Linear mixed model fit by maximum likelihood . t-tests use {method}",
+                          "  method [lmerModLmerTest]"]
         lines.append(f"Formula: {self._formula}")
         if self._data_name:
             lines.append(f"   Data: {self._data_name}")
@@ -505,7 +517,7 @@ class Summary:
         lines.append(self._ngroups_line(comps))
         lines.append("")
         lines.append("Fixed effects:")
-        lines += coefmat_lines(fit.coef_table)
+        lines += coefmat_lines(table)
         lines += self._fixcorr_lines()
         lines += self._message_lines()
         return lines
