@@ -24,7 +24,7 @@ def main():
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--singles", type=int, default=50)
     ap.add_argument("--formula", default=FORMULA)
-    ap.add_argument("--strategies", default="threads,map", help="comma-separated: threads,map,vmap")
+    ap.add_argument("--strategies", default="chunked,map", help="comma-separated: chunked,map,vmap,threads")
     args = ap.parse_args()
     import glmmjax as gj
 

@@ -30,6 +30,37 @@ from ._contrasts import contrast_for
 from ._data import as_factor, check_columns, factor_levels, is_factor, is_ordered
 from ._env import CONTRAST_NAMES, eval_env
 
+
+def _use_category_codes():
+    """Let patsy read the codes of a pandas Categorical wrapped in C(f, contrast).
+
+    patsy takes a Categorical's codes directly, but once the column is wrapped in C() (which
+    glmmjax does to carry R's contrasts and names) it converts the values one by one in
+    Python: 6 ms per factor on 4000 rows, as much as fitting an LMM. The wrapped
+    Categorical is unwrapped here when its categories are the levels patsy expects, which
+    gives the same codes (NA as -1) as the per-value path.
+    """
+    import patsy.build
+    from patsy.categorical import _CategoricalBox
+
+    original = patsy.build.categorical_to_int
+    if getattr(original, "_glmmjax", False):
+        return
+
+    def categorical_to_int(data, levels, NA_action, origin=None):
+        if (isinstance(data, _CategoricalBox) and isinstance(data.data, pd.Series | pd.Categorical)
+                and isinstance(data.data.dtype, pd.CategoricalDtype)
+                and tuple(data.data.dtype.categories) == tuple(levels)
+                and (data.levels is None or tuple(data.levels) == tuple(levels))):
+            return np.asarray(pd.Categorical(data.data).codes, dtype=int)
+        return original(data, levels, NA_action, origin)
+
+    categorical_to_int._glmmjax = True
+    patsy.build.categorical_to_int = categorical_to_int
+
+
+_use_category_codes()
+
 __all__ = ["MatrixInfo", "build_matrix", "aliased_columns"]
 
 INTERCEPT = "(Intercept)"
