@@ -368,6 +368,20 @@ class FitResult:
 
         return residuals(self, type=type)
 
+    # -- inference: see glmmjax.inference ------------------------------------------------
+    def confint(self, method="profile", level=0.95, parm=None, *, oldnames=True) -> pd.DataFrame:
+        """Confidence intervals as lme4's confint(): "profile" (likelihood profile; REML fits
+        are profiled on the ML deviance, as lme4) or "wald" (see glmmjax.inference.confint)."""
+        from ..inference._confint import confint
+
+        return confint(self, method=method, level=level, parm=parm, oldnames=oldnames)
+
+    def profile(self, parm=None, **kwargs) -> pd.DataFrame:
+        """The likelihood profiles (parameter, value, zeta, ...), as lme4's profile()."""
+        from ..inference._profile import profile
+
+        return profile(self, parm=parm, **kwargs)
+
     def summary(self, ddf="satterthwaite"):
         """The summary, laid out as lme4/lmerTest (LMMs) or glmmTMB (GLMMs) print it.
 
