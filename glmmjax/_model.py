@@ -27,6 +27,9 @@ from .laplace._spec import ModelData, ModelSpec
 
 __all__ = ["GLMM", "glmm", "Block"]
 
+#: families whose response is successes out of trials (cbind, 0/1, or proportions with weights)
+_TRIALS_FAMILIES = ("binomial", "betabinomial")
+
 
 @dataclass(frozen=True, eq=False)
 class Block:
@@ -109,10 +112,13 @@ class GLMM:
         formula: lme4 formula, e.g. ``"TICKS ~ YEAR + (1 | LOCATION)"``.
         data: a pandas DataFrame.
         family: a glmmTMB family name ("gaussian", "binomial", "poisson", "nbinom2",
-            "nbinom1", "Gamma", "beta", "t") or a Family instance.
+            "nbinom1", "Gamma", "beta", "t", "truncated_poisson", "truncated_nbinom1",
+            "truncated_nbinom2", "lognormal", "ziGamma", "betabinomial") or a Family instance.
         disp: dispersion formula (one-sided, log link), e.g. ``"~ x"``; default ``"~1"``.
         zi: zero-inflation formula (one-sided, logit link), e.g. ``"~1"`` or ``"~ x"``, for
             count families and binomial: y = 0 with probability p + (1 - p) f(0), as glmmTMB.
+            With a zero-truncated family (f(0) = 0) this is the hurdle model; with ziGamma
+            the zeros of a Gamma response.
         reml: REML for a Gaussian LMM; None means REML for gaussian-identity models with a
             constant dispersion (as lmer) and ML otherwise (as glmer/glmmTMB).
         weights, offset: prior weights and an offset (arrays or column names).
@@ -124,8 +130,8 @@ class GLMM:
                  weights=None, offset=None, contrasts=None, dtype="float64"):
         fam = get_family(family)
         zi = None if zi is None or zi.replace(" ", "") in ("~0", "0") else zi
-        if zi is not None and not fam.discrete:
-            raise ValueError(f"zero-inflation (zi={zi!r}) needs a count or binomial family; "
+        if zi is not None and not (fam.discrete or getattr(fam, "allows_zi", False)):
+            raise ValueError(f"zero-inflation (zi={zi!r}) needs a count or binomial family (or ziGamma); "
                              f"the {fam.name} family is continuous")
         if disp is not None and not fam.has_dispersion:
             raise ValueError(f"The {fam.name} family has no dispersion parameter; remove disp={disp!r}")
@@ -135,13 +141,17 @@ class GLMM:
         design = make_design(formula, data, contrasts=contrasts, weights=weights, offset=offset,
                              extra_formulas=extra)
         w = np.asarray(design.weights, float)
-        if fam.name == "binomial":
+        if fam.name in _TRIALS_FAMILIES:
             y, size, w = _binomial_response(design, w)
         else:
             if design.size is not None:
                 raise ValueError(f"A cbind() response needs the binomial family, not {fam.name}")
             y, size = np.asarray(design.y, float), np.ones(design.nobs)
-        fam.check_response(y, size if fam.name == "binomial" else None)
+        fam.check_response(y, size if fam.name in _TRIALS_FAMILIES else None)
+        if zi is None and getattr(fam, "zeros_need_zi", False) and np.any(y == 0):
+            raise ValueError(
+                f"The response has {int(np.sum(y == 0))} zero(s), which the {fam.name} family gives "
+                "probability 0: model the zeros with a zero-inflation (hurdle) formula, e.g. zi='~1'")
         blocks = _blocks(design.terms)
         n = design.nobs
         trivial_disp = disp is None or disp.replace(" ", "") in ("~1", "1")

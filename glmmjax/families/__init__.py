@@ -10,14 +10,18 @@ import dataclasses
 
 from ._base import Family
 from ._beta import Beta
+from ._betabinomial import BetaBinomial
 from ._binomial import Binomial
 from ._gamma import Gamma
 from ._gaussian import Gaussian
 from ._links import Link, get_link
+from ._lognormal import Lognormal
 from ._nbinom1 import NegativeBinomial1
 from ._nbinom2 import NBinom2, NegativeBinomial2
 from ._poisson import Poisson
 from ._student_t import StudentT
+from ._truncated import TruncatedNBinom1, TruncatedNBinom2, TruncatedPoisson
+from ._zigamma import ZiGamma
 
 __all__ = [
     "Family",
@@ -30,6 +34,12 @@ __all__ = [
     "Gamma",
     "Beta",
     "StudentT",
+    "TruncatedPoisson",
+    "TruncatedNBinom1",
+    "TruncatedNBinom2",
+    "Lognormal",
+    "ZiGamma",
+    "BetaBinomial",
     "Link",
     "get_link",
     "get_family",
@@ -48,6 +58,13 @@ FAMILIES = {
     "beta": Beta,
     "beta_family": Beta,
     "t": StudentT,
+    "truncated_poisson": TruncatedPoisson,
+    "truncated_nbinom1": TruncatedNBinom1,
+    "truncated_nbinom2": TruncatedNBinom2,
+    "lognormal": Lognormal,
+    "ziGamma": ZiGamma,
+    "zigamma": ZiGamma,
+    "betabinomial": BetaBinomial,
 }
 
 

@@ -137,7 +137,7 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
         Y = Y[None, :]
     if Y.ndim != 2 or Y.shape[1] != n:
         raise ValueError(f"Y must have shape (n_datasets, {n}); got {Y.shape}")
-    size = np.asarray(model.data.size) if model.family.name == "binomial" else None
+    size = np.asarray(model.data.size) if model.family.name in ("binomial", "betabinomial") else None
     model.family.check_response(Y.reshape(-1), None if size is None else np.tile(size, Y.shape[0]))
     if strategy == "auto":
         strategy = _auto_strategy()

@@ -56,6 +56,8 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp
 import numpy as np
 
+from ..families import Family
+
 __all__ = ["predict", "simulate", "residuals", "unit_deviance"]
 
 
@@ -168,13 +170,30 @@ def predict(fit, newdata=None, re_form=None, type="response", allow_new_levels=T
                 eta = eta + np.sum(Z * bb, axis=1)
     if type == "link":
         return eta
-    mu = np.asarray(model.family.link.linkinv(jnp.asarray(eta)), float)
+    # the family's mean: g^{-1}(eta), except for families that override Family.mean (the
+    # zero-truncated counts: mu / (1 - f(0)), which depends on the dispersion too)
+    fam = model.family
+    if fam.__class__.mean is Family.mean:    # (``type`` is an argument here)
+        mu = np.asarray(fam.link.linkinv(jnp.asarray(eta)), float)
+    else:
+        extra = jnp.asarray(fit.extra) if np.size(fit.extra) else jnp.zeros(fam.n_extra)
+        mu = np.asarray(fam.mean(jnp.asarray(eta), jnp.asarray(_disp_rows(fit, newdata)), extra), float)
     if type == "conditional":
         return mu
     pz = _zprob(fit, newdata)
     if type == "zprob":
         return pz
     return (1.0 - pz) * mu
+
+
+def _disp_rows(fit, newdata=None) -> np.ndarray:
+    """Dispersion linear predictor per row (zeros without a dispersion model)."""
+    model = fit.model
+    n = model.design.nobs if newdata is None else len(newdata)
+    if not model.spec.pd:
+        return np.zeros(n)
+    Xd = np.asarray(model.data.Xd, float) if newdata is None else np.asarray(model.disp_info.build(newdata), float)
+    return Xd @ np.asarray(fit.disp_fixef.values, float)
 
 
 def _zprob(fit, newdata=None) -> np.ndarray:
@@ -339,12 +358,15 @@ def residuals(fit, type="response") -> np.ndarray:
         raise ValueError(f"type must be 'response', 'pearson' or 'deviance', not {type!r}")
     model = fit.model
     fam = model.family
+    if type == "deviance" and (fam.name == "betabinomial" or getattr(fam, "zeros_need_zi", False)):
+        raise ValueError(f"deviance residuals are not defined for the {fam.name} family ({fam!r}; glmmTMB "
+                         "has none either); use type='response' or 'pearson'")
     d = model.data
     y = np.asarray(d.y, float)
     size = np.asarray(d.size, float)
     w = np.asarray(d.weights, float)
     mu = fit.fitted()
-    binom = fam.name == "binomial"
+    binom = fam.name in ("binomial", "betabinomial")
     yr = y / size if binom else y
     r = yr - mu
     if type == "response":
