@@ -37,3 +37,18 @@ def reference_fit():
         return cache[ref_id]
 
     return get
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_compiled_code():
+    """Drop JAX's in-memory compiled functions after each test module.
+
+    A session compiles a hundred-odd model structures; kept alive together they take
+    gigabytes, enough to abort XLA in a long run on a small machine. Structures that a later
+    module needs again load from the persistent compilation cache.
+    """
+    yield
+    import gc
+
+    jax.clear_caches()
+    gc.collect()
