@@ -15,8 +15,20 @@ from . import datasets as datasets  # noqa: E402
 from . import families as families  # noqa: E402
 from ._model import GLMM as GLMM, glmm as glmm  # noqa: E402
 from .results import FitResult as FitResult  # noqa: E402
-from . import inference as inference  # noqa: E402
-from .inference import Anova as Anova, anova as anova, emmeans as emmeans, r2_nakagawa as r2_nakagawa  # noqa: E402
+
+# glmmjax.inference (and scipy.stats with it) is imported on first use: a fresh process that
+# only fits a model does not pay for it.
+_LAZY = {"inference": None, "anova": "anova", "Anova": "Anova", "emmeans": "emmeans", "r2_nakagawa": "r2_nakagawa"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        mod = importlib.import_module(".inference", __name__)
+        return mod if _LAZY[name] is None else getattr(mod, _LAZY[name])
+    raise AttributeError(f"module 'glmmjax' has no attribute {name!r}")
+
 
 __all__ = ["GLMM", "glmm", "FitResult", "datasets", "families", "inference", "anova", "Anova", "emmeans",
            "r2_nakagawa"]
