@@ -23,6 +23,8 @@ import pytest
 
 import glmmjax as gj
 
+from reference import random_sds
+
 EXTRA_DIR = Path(__file__).resolve().parent / "fixtures" / "reference_extra"
 IDS = [p.stem for p in sorted(EXTRA_DIR.glob("*.json"))]
 REFS = {i: json.loads((EXTRA_DIR / f"{i}.json").read_text()) for i in IDS}
@@ -170,8 +172,7 @@ def test_random_effect_sds(extra_fit, ref_id):
     ref, fit = extra_fit(ref_id)
     vc = fit.varcorr
     ours = {(r.group, r.term1): r.sd for r in vc.itertuples() if pd.isna(r.term2) and r.group != "Residual"}
-    theirs = {(b["grouping_factor"], t): sd for b in ref["random_effects"] if b["component"] == "cond"
-              for t, sd in zip(b["terms"], b["std_dev"])}
+    theirs = random_sds(ref)
     assert set(ours) == set(theirs)
     for key, sd in theirs.items():
         assert abs(ours[key] - sd) <= 0.02 * sd + 2e-3, (key, ours[key], sd)
