@@ -77,6 +77,8 @@ class MatrixInfo:
         names: names of the kept columns.
         variables: the data columns the matrix uses.
         factor_levels: levels (strings) of every factor column, as in the fitted data.
+        labels: patsy factor code -> the variable or call as written in the R formula
+            ("C(sex, RTreatment)" -> "sex"), for R's term labels ("sex:intake").
     """
 
     design_info: DesignInfo
@@ -85,6 +87,7 @@ class MatrixInfo:
     names: tuple
     variables: tuple
     factor_levels: dict
+    labels: dict
 
     def build(self, data: pd.DataFrame) -> np.ndarray:
         """The model matrix of ``data`` with the same columns as the original."""
@@ -130,7 +133,7 @@ def build_matrix(node: Node, data: pd.DataFrame, contrasts=None, *,
     keep = np.setdiff1d(np.arange(X.shape[1]), aliased)
     dropped = tuple(names[j] for j in aliased)
     kept_names = tuple(names[j] for j in keep)
-    info = MatrixInfo(design_info, order, keep, kept_names, tuple(used), levels)
+    info = MatrixInfo(design_info, order, keep, kept_names, tuple(used), levels, dict(r_names))
     return X[:, keep], kept_names, info, dropped
 
 

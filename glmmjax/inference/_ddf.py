@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from patsy import EvalFactor, Term, build_design_matrices, design_matrix_builders
+from patsy import Term, build_design_matrices, design_matrix_builders
 from scipy import stats
 
 from ..formula import deparse, parse_expression, parse_formula, patsy_code
@@ -454,25 +454,21 @@ class _FixedTerm(NamedTuple):
     numeric: frozenset    # those of them that are numeric (R's dataClasses "numeric")
 
 
-def _formula_leaves(model, contrasts):
-    """(patsy factor code -> R expression, leaf nodes) of the fixed part, coded with ``contrasts``."""
-    from ..design._matrix import _leaf_code
-
-    mi, labels, leaves = model.design.fixed_info.fixed, {}, []
+def _formula_leaves(model) -> list:
+    """The leaf nodes (variables and calls) of the fixed part of the formula."""
+    leaves = []
 
     def leaf(node):
-        code = _leaf_code(node, model.frame, mi.factor_levels, dict(contrasts or {}))
-        labels[EvalFactor(code).code] = deparse(node)
         leaves.append(node)
-        return code
+        return deparse(node)
 
     patsy_code(parse_expression(parse_formula(model.formula).fixed_r), leaf)
-    return labels, leaves
+    return leaves
 
 
-def _fixed_terms(model, mi, contrasts) -> list:
+def _fixed_terms(mi) -> list:
     """The non-intercept terms of the fixed-effects matrix ``mi`` (a MatrixInfo), in R's order."""
-    labels, _ = _formula_leaves(model, contrasts)
+    labels = mi.labels
     di = mi.design_info
     kept = {int(c): j for j, c in enumerate(np.asarray(mi.order)[mi.keep])}
     r_pos = {int(c): j for j, c in enumerate(mi.order)}
@@ -511,7 +507,7 @@ def _type1(model) -> dict:
     """lmerTest's get_contrasts_type1: rows of t(doolittle(X'X)$L) per term."""
     X = np.asarray(model.design.X, float)
     p = X.shape[1]
-    terms = _fixed_terms(model, model.design.fixed_info.fixed, model._args.get("contrasts"))
+    terms = _fixed_terms(model.design.fixed_info.fixed)
     if p == 0 or (p == 1 and not terms):
         return {}
     L = np.ones((1, 1)) if p == 1 else _doolittle_upper(X.T @ X)
@@ -537,17 +533,17 @@ def _type3(model) -> dict:
     from ..design import fixed_matrix
 
     X = np.asarray(model.design.X, float)
-    terms = _fixed_terms(model, model.design.fixed_info.fixed, model._args.get("contrasts"))
+    terms = _fixed_terms(model.design.fixed_info.fixed)
     if X.shape[1] <= 1 or len(terms) <= 1:
         return _type1(model)
-    _, leaves = _formula_leaves(model, model._args.get("contrasts"))
+    leaves = _formula_leaves(model)
     treat = {n.name if isinstance(n, Name) else deparse(n): "treatment" for n in leaves}
     frame = model.frame.loc[model.design.rows]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         Xt, _, mit = fixed_matrix("~" + parse_formula(model.formula).fixed_r, model.frame, model.design.rows,
                                   contrasts=treat)
-    tterms = _fixed_terms(model, mit, treat)
+    tterms = _fixed_terms(mit)
     intercept = any(not t.factors for t in mit.design_info.terms)
     rd = [np.ones((len(frame), int(intercept)))] + [_term_dummies(frame, mit, t.factors) for t in tterms]
     rd_term = np.repeat(np.arange(len(rd)), [r.shape[1] for r in rd])         # 0: intercept

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from patsy import EvalFactor
 from scipy import stats
 
 __all__ = ["Anova", "TermLayout", "term_layout", "wald_anova", "wald_test"]
@@ -77,30 +76,6 @@ class TermLayout:
                 if j != term and mine <= self.variables[j]]
 
 
-def _factor_labels(model) -> dict:
-    """patsy factor code -> the variable or call as written in the R formula.
-
-    Rebuilds the factor codes exactly as the design stage made them (same leaf function,
-    same levels and contrasts), so that patsy's terms can be printed with R's labels.
-    """
-    from glmmjax.design._make import _Parts
-    from glmmjax.design._matrix import _leaf_code
-    from glmmjax.formula import deparse, patsy_code
-
-    info = model.design.fixed_info.fixed
-    contrasts = dict((getattr(model, "_args", None) or {}).get("contrasts") or {})
-    levels = dict(info.factor_levels)
-    labels = {}
-
-    def leaf(node):
-        code = _leaf_code(node, model.frame, levels, contrasts)
-        labels[EvalFactor(code).code] = deparse(node)
-        return code
-
-    patsy_code(_Parts.of(model.formula).fixed, leaf)
-    return labels
-
-
 def term_layout(model) -> TermLayout:
     """The :class:`TermLayout` of a model's fixed effects (``fit.model``)."""
     from glmmjax.design._contrasts import RTreatment
@@ -108,7 +83,7 @@ def term_layout(model) -> TermLayout:
 
     info = model.design.fixed_info.fixed
     di = info.design_info
-    names = _factor_labels(model)
+    names = info.labels
     n_cols = sum(s.stop - s.start for s in di.term_slices.values())
     term_of = np.empty(n_cols, dtype=np.int64)
     for i, term in enumerate(di.terms):
