@@ -4,7 +4,13 @@ Fits N responses simulated from `TICKS ~ YEAR + (1|LOCATION) + (1|INDEX)` (poiss
 model whose bootMer time is in benchmarks/r/r_times.csv — with each fit_batch strategy, and
 times single `gj.glmm` calls on a subset. Prints per-fit times and the ratios.
 
-Usage: python benchmarks/bench_batch.py [--n 1000] [--singles 50]
+Rows per strategy: each dataset started at its GLM fit; started at the fit (with the fit's
+inverse Hessian as the optimizer's initial metric, fit_batch's default for start=fit); and,
+for comparison, started at the fit with the identity metric. "chunked" is timed for each
+size in --chunks.
+
+Usage: python benchmarks/bench_batch.py [--n 1000] [--singles 50] [--strategies chunked,map]
+       [--chunks 16] (e.g. --strategies chunked,vmap,map --chunks 8,16,50,200)
 """
 from __future__ import annotations
 
@@ -25,8 +31,10 @@ def main():
     ap.add_argument("--singles", type=int, default=50)
     ap.add_argument("--formula", default=FORMULA)
     ap.add_argument("--strategies", default="chunked,map", help="comma-separated: chunked,map,vmap,threads")
+    ap.add_argument("--chunks", default="16", help="comma-separated chunk sizes for 'chunked'")
     args = ap.parse_args()
     import glmmjax as gj
+    from glmmjax.fit import _batch
 
     warnings.simplefilter("ignore")
     data = gj.datasets.load("grouseticks")
@@ -42,21 +50,29 @@ def main():
         gj.glmm(args.formula, d, family="poisson")
     single = (time.perf_counter() - t) / args.singles
 
-    rows = [["gj.glmm, one call per dataset", f"{single * 1e3:.2f}", "1.0x", ""]]
+    rows = [["gj.glmm, one call per dataset", f"{single * 1e3:.2f}", "1.0x", "", ""]]
     boot = r_times().get("bootMer_grouseticks_loc_index")
     boot_s = float(boot["median_s"]) if boot else float("nan")
-    for strategy in args.strategies.split(","):
-        for start, label in ((None, "GLM start"), (fit, "start at the fit")):
-            model.fit_batch(Y, strategy=strategy, start=start)  # compile this shape
-            t = time.perf_counter()
-            b = model.fit_batch(Y, strategy=strategy, start=start)
-            per = (time.perf_counter() - t) / args.n
-            rows.append([f"fit_batch strategy={strategy}, {label}", f"{per * 1e3:.2f}", f"{single / per:.1f}x",
-                         f"{boot_s / per:.0f}x"])
+    metric = _batch._inverse_hessian
+    runs = [(s, int(c)) for s in args.strategies.split(",") for c in (args.chunks.split(",") if s == "chunked" else [16])]
+    for strategy, chunk in runs:
+        name = f"chunked({chunk})" if strategy == "chunked" else strategy
+        for start, label, use_metric in ((None, "GLM start", True), (fit, "start at the fit", True),
+                                         (fit, "start at the fit, identity metric", False)):
+            _batch._inverse_hessian = metric if use_metric else (lambda m, f: None)
+            try:
+                model.fit_batch(Y, strategy=strategy, start=start, chunk=chunk)  # compile this shape
+                t = time.perf_counter()
+                b = model.fit_batch(Y, strategy=strategy, start=start, chunk=chunk)
+                per = (time.perf_counter() - t) / args.n
+            finally:
+                _batch._inverse_hessian = metric
+            rows.append([f"fit_batch {name}, {label}", f"{per * 1e3:.2f}", f"{single / per:.1f}x",
+                         f"{boot_s / per:.0f}x", f"{b.iterations.mean():.1f}"])
             print(rows[-1], flush=True)
-    rows.append(["lme4 bootMer (r_times.csv)", f"{boot_s * 1e3:.1f}", "", "1x"])
+    rows.append(["lme4 bootMer (r_times.csv)", f"{boot_s * 1e3:.1f}", "", "1x", ""])
     print(f"{args.n} simulated responses of {args.formula}; converged {b.converged.mean():.1%}")
-    print(table(rows, ["method", "ms per fit", "vs gj.glmm", "vs bootMer"]))
+    print(table(rows, ["method", "ms per fit", "vs gj.glmm", "vs bootMer", "mean iterations"]))
 
 
 if __name__ == "__main__":

@@ -331,7 +331,7 @@ class GLMM:
         return jnp.asarray(self.to_internal(x0), self.data.y.dtype)
 
     def fit_batch(self, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, strategy="auto", threads=None,
-                  chunk=16):
+                  chunk=8):
         """Fit many responses of the same design in one compiled computation.
 
         Arguments:

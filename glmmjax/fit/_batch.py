@@ -7,15 +7,19 @@ spread over the hardware is a strategy, chosen by backend:
     "vmap"     one vectorized fit; natural on GPU/TPU, where lanes run in parallel. On CPU,
                with 1000 datasets, the nested while-loops run to the slowest lane of all.
     "chunked"  lax.map over chunks of ``chunk`` datasets, each chunk vectorized: the loops
-               run to the slowest of 16 lanes, and each operation does 16 datasets' work.
-               grouseticks (1|LOCATION)+(1|INDEX), 1000 refits on 2 loaded CPU cores: chunk
-               16 1.8 ms per fit, 50-200 4.0-4.2 ms, one vmap of 1000 18 ms, map 7.7 ms.
+               run to the slowest of a few lanes, and each operation does several datasets'
+               work. benchmarks/bench_batch.py, grouseticks (1|LOCATION)+(1|INDEX), 1000
+               refits started at the fit, 2-core CPU: idle, chunks of 4-8 0.81-0.82 ms per
+               fit, map 0.86, one vmap 1.5; in an earlier run of the same comparison with other
+               jobs on both cores (load ~9) the vectorized forms held up far better
+               (chunks of 16 1.8 ms per fit, map 7.7 ms).
     "map"      jax.lax.map: a compiled loop over datasets, one at a time.
     "threads"  lax.map on equal chunks of the rows, run from host threads in parallel
                (XLA releases the GIL). On the 2-core CPU where glmmjax is benchmarked it was
-               slower than "map" (23 vs 11 ms per fit, benchmarks/bench_batch.py): XLA's own
+               slower than "map" (23 vs 11 ms per fit before nested factors had their own
+               factorization, benchmarks/bench_batch.py --strategies threads,map): XLA's own
                CPU thread pool already uses the cores, and two computations contend.
-    "auto"     vmap on GPU/TPU, chunked on CPU (by those measurements).
+    "auto"     vmap on GPU/TPU, chunked on CPU (as fast as map idle, faster under load).
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from ._optimize import OptimizerOptions
 __all__ = ["BatchFit", "fit_batch"]
 
 CONVERGED_GRAD = 1e-3
-CHUNK = 16   # datasets per vectorized chunk on CPU (benchmarks/bench_batch.py)
+CHUNK = 8   # datasets per vectorized chunk on CPU (benchmarks/bench_batch.py)
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,8 +93,9 @@ def _inverse_hessian(model, fit):
 
     Refits of responses simulated from (or resampled around) a fit start at its estimates,
     where the objective's curvature is known: L-BFGS started with this metric takes Newton
-    steps from the first iteration (on grouseticks' (1|LOCATION) + (1|INDEX) model 200
-    refits took 8.1 instead of 12.5 iterations on average). Eigenvalues are floored so that
+    steps from the first iteration (grouseticks' (1|LOCATION) + (1|INDEX) model, 1000
+    refits: 8.0 instead of 12.4 iterations on average, benchmarks/bench_batch.py).
+    Eigenvalues are floored so that
     a boundary (singular) fit's flat directions give bounded steps.
     """
     if model.spec.profiled:
