@@ -36,7 +36,7 @@ def _use_category_codes():
 
     patsy takes a Categorical's codes directly, but once the column is wrapped in C() (which
     glmmjax does to carry R's contrasts and names) it converts the values one by one in
-    Python: 6 ms per factor on 4000 rows, as much as fitting an LMM. The wrapped
+    Python, which for thousands of rows costs as much as fitting an LMM. The wrapped
     Categorical is unwrapped here when its categories are the levels patsy expects, which
     gives the same codes (NA as -1) as the per-value path.
     """
