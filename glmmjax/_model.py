@@ -17,6 +17,7 @@ import numpy as np
 
 from .covariance import combine, cov_structure
 from .design import fixed_matrix, make_design
+from .formula import parse_formula
 from .families import Family, get_family
 from .fit._fit import fit_arrays
 from .fit._optimize import OptimizerOptions
@@ -43,6 +44,7 @@ class Block:
         columns: the k column names.
         parts: per original term, (first column, number of columns, cov kind).
         cov: the merged CovStructure.
+        component: "cond" (conditional model) or "zi" (zero-inflation model).
     """
 
     group: str
@@ -52,6 +54,12 @@ class Block:
     columns: tuple
     parts: tuple
     cov: object
+    component: str = "cond"
+
+    @property
+    def label(self) -> str:
+        """The group, prefixed by "zi|" for a zero-inflation block (parameter names, messages)."""
+        return self.group if self.component == "cond" else f"zi|{self.group}"
 
     @property
     def nlevels(self) -> int:
@@ -62,7 +70,8 @@ class Block:
         return self.Z.shape[1]
 
 
-def _blocks(terms) -> list:
+def _blocks(terms, component="cond") -> list:
+    """One Block per grouping factor of ``terms`` (in order of first appearance)."""
     by_group: dict = {}
     for t in terms:
         by_group.setdefault(t.group, []).append(t)
@@ -76,8 +85,12 @@ def _blocks(terms) -> list:
         cov = combine([cov_structure(kind, k) for _, k, kind in parts])
         blocks.append(Block(group, tuple(ts[0].levels), np.asarray(ts[0].codes, np.int32),
                             np.hstack([np.asarray(t.Z, float) for t in ts]),
-                            tuple(c for t in ts for c in t.columns), tuple(parts), cov))
-    # the largest block goes first: it is the block-diagonal part of the factorization
+                            tuple(c for t in ts for c in t.columns), tuple(parts), cov, component))
+    return blocks
+
+
+def _order_blocks(blocks) -> list:
+    """The largest block first: it is the block-diagonal part of the factorization (stable)."""
     order = sorted(range(len(blocks)), key=lambda i: -blocks[i].nlevels * blocks[i].k)
     return [blocks[i] for i in order]
 
@@ -113,10 +126,11 @@ class GLMM:
         data: a pandas DataFrame.
         family: a glmmTMB family name ("gaussian", "binomial", "poisson", "nbinom2",
             "nbinom1", "Gamma", "beta", "t", "truncated_poisson", "truncated_nbinom1",
-            "truncated_nbinom2", "lognormal", "ziGamma", "betabinomial") or a Family instance.
+            "truncated_nbinom2", "lognormal", "ziGamma", "betabinomial", "genpois", "compois", "tweedie") or a Family instance.
         disp: dispersion formula (one-sided, log link), e.g. ``"~ x"``; default ``"~1"``.
-        zi: zero-inflation formula (one-sided, logit link), e.g. ``"~1"`` or ``"~ x"``, for
-            count families and binomial: y = 0 with probability p + (1 - p) f(0), as glmmTMB.
+        zi: zero-inflation formula (one-sided, logit link), e.g. ``"~1"``, ``"~ x"`` or, with
+            random effects, ``"~ x + (1 | site)"``, for count families and binomial: y = 0
+            with probability p + (1 - p) f(0), as glmmTMB.
             With a zero-truncated family (f(0) = 0) this is the hurdle model; with ziGamma
             the zeros of a Gamma response.
         reml: REML for a Gaussian LMM; None means REML for gaussian-identity models with a
@@ -152,7 +166,15 @@ class GLMM:
             raise ValueError(
                 f"The response has {int(np.sum(y == 0))} zero(s), which the {fam.name} family gives "
                 "probability 0: model the zeros with a zero-inflation (hurdle) formula, e.g. zi='~1'")
-        blocks = _blocks(design.terms)
+        zi_design = None
+        if zi is not None and parse_formula(zi).random:
+            # a zi formula with random effects: its own design on the rows kept for the model
+            # (make_design above already dropped rows missing any variable of the zi formula)
+            zi_design = make_design(f"{design.response} ~ {parse_formula(zi).fixed_r} + "
+                                    + " + ".join(f"({r.lhs} {'||' if r.independent else '|'} {r.group})"
+                                                 for r in parse_formula(zi).random),
+                                    data.loc[design.rows], contrasts=contrasts)
+        blocks = _order_blocks(_blocks(design.terms) + (_blocks(zi_design.terms, "zi") if zi_design else []))
         n = design.nobs
         trivial_disp = disp is None or disp.replace(" ", "") in ("~1", "1")
         profiled = (fam.name == "gaussian" and fam.link.name == "identity" and trivial_disp and zi is None
@@ -172,12 +194,15 @@ class GLMM:
             Xd, disp_names, disp_info = fixed_matrix(disp or "~1", data, design.rows)
         else:
             Xd, disp_names, disp_info = np.zeros((n, 0)), (), None
-        if zi is not None:
+        if zi_design is not None:
+            Xzi, zi_names, zi_info = zi_design.X, zi_design.fixed_names, zi_design.fixed_info.fixed
+        elif zi is not None:
             Xzi, zi_names, zi_info = fixed_matrix(zi, data, design.rows)
         else:
             Xzi, zi_names, zi_info = np.zeros((n, 0)), (), None
         nested = len(blocks) == 2 and is_nested(blocks[0].codes, blocks[1].codes)
-        layout = BlockLayout(tuple(b.nlevels for b in blocks), tuple(b.k for b in blocks), nested)
+        targets = tuple(int(b.component == "zi") for b in blocks) if zi_design is not None else ()
+        layout = BlockLayout(tuple(b.nlevels for b in blocks), tuple(b.k for b in blocks), nested, targets)
         spec = ModelSpec(fam, layout, tuple(b.cov for b in blocks), design.X.shape[1], Xd.shape[1],
                          profiled=profiled, reml=bool(reml), pz=Xzi.shape[1])
         dt = jnp.float64 if dtype == "float64" else jnp.float32
@@ -200,6 +225,7 @@ class GLMM:
         self.zi_formula = zi
         self.zi_names = tuple(zi_names)
         self.zi_info = zi_info
+        self.zi_design = zi_design
         self.spec = spec
         self.dtype = dtype
         self.T = T
@@ -228,7 +254,7 @@ class GLMM:
 
     def parameter_names(self) -> list:
         """Names of the entries of the flat parameter vector."""
-        theta = [f"theta[{b.group}]:{nm}" for b in self.blocks for nm in b.cov.theta_names(b.columns)]
+        theta = [f"theta[{b.label}]:{nm}" for b in self.blocks for nm in b.cov.theta_names(b.columns)]
         if self.spec.profiled:
             return theta
         return (list(self.fixed_names) + theta + [f"disp:{d}" for d in self.disp_names]

@@ -45,11 +45,11 @@ def fixed_table(ref: dict, key: str = "fixed_effects"):
     return [e["term"] for e in tab], np.array([e["estimate"] for e in tab]), np.array([e["std_error"] for e in tab])
 
 
-def random_sds(ref: dict) -> dict:
-    """(grouping factor, term) -> SD, over the conditional model's blocks."""
+def random_sds(ref: dict, component: str = "cond") -> dict:
+    """(grouping factor, term) -> SD, over the blocks of the conditional (or "zi") model."""
     out = {}
     for blk in ref["random_effects"]:
-        if blk["component"] != "cond":
+        if blk["component"] != component:
             continue
         for term, sd in zip(blk["terms"], blk["std_dev"]):
             out[(blk["grouping_factor"], term)] = sd
@@ -59,8 +59,9 @@ def random_sds(ref: dict) -> dict:
 def tmb_parameters(ref: dict, model) -> np.ndarray:
     """glmmTMB's optimum (tmb_par) as glmmjax's flat parameter vector.
 
-    glmmTMB's theta holds each scalar random-effect term's log-SD in formula order;
-    glmmjax's theta holds the Cholesky entry (the SD itself) per block, largest block first.
+    glmmTMB's theta (thetazi for the zero-inflation model) holds each scalar random-effect
+    term's log-SD in formula order; glmmjax's theta holds the Cholesky entry (the SD itself)
+    per block, largest block first.
     """
     names = ref["tmb_par"]["names"]
     vals = np.array(ref["tmb_par"]["values"], dtype=float)
@@ -70,6 +71,8 @@ def tmb_parameters(ref: dict, model) -> np.ndarray:
     for b in ref["random_effects"]:
         if len(b["terms"]) != 1:
             raise NotImplementedError("tmb_parameters handles scalar random-effect terms only")
-    sd = dict(zip(groups, np.exp(theta)))
-    our_theta = np.array([sd[b.group] for b in model.blocks])
+    sd = {("cond", g): s for g, s in zip(groups, np.exp(theta))}
+    zi_groups = [b["grouping_factor"] for b in ref["random_effects"] if b["component"] == "zi"]
+    sd.update({("zi", g): s for g, s in zip(zi_groups, np.exp(pick("thetazi")))})
+    our_theta = np.array([sd[(b.component, b.group)] for b in model.blocks])
     return np.concatenate([beta, our_theta, betad, betazi])

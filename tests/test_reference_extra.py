@@ -187,6 +187,33 @@ def test_objective_at_glmmtmb_estimates(extra_fit, ref_id):
     assert value == pytest.approx(ref["estimation"]["objective"], rel=1e-8)
 
 
+@pytest.mark.parametrize("ref_id", ["nb2_disp", "beta_disp"])
+def test_dispersion_formula_with_zero_slopes_is_the_scalar_dispersion(extra_fit, ref_id):
+    """A dispersion formula whose non-intercept coefficients are 0 is the model with a
+    single dispersion parameter: the objectives agree at every other parameter value."""
+    _, fit = extra_fit(ref_id)
+    model = fit.model
+    scalar = model.update(disp=None)
+    s = model.spec.slices()["betad"]
+    assert model.spec.pd == 2 and scalar.spec.pd == 1
+    for c in (-0.5, 0.7):
+        x = np.array(fit.x, float)
+        x[s] = [c, 0.0]
+        x_scalar = np.delete(x, s.start + 1)
+        assert float(model.objective()(x)) == pytest.approx(float(scalar.objective()(x_scalar)), rel=1e-12)
+
+
+@pytest.mark.parametrize("ref_id", _ids("predict"))
+def test_predictions(extra_fit, ref_id):
+    """Every predict() type against glmmTMB's: link, conditional, response, zprob and disp
+    (the dispersion parameter per row as glmmTMB's sigma(): gaussian exp(betad / 2), others
+    exp(betad), Gamma exp(-betad / 2))."""
+    ref, fit = extra_fit(ref_id)
+    assert {"link", "conditional", "response"} <= set(ref["predictions"])
+    for kind, values in ref["predictions"].items():
+        np.testing.assert_allclose(fit.predict(type=kind), values, rtol=2e-3, atol=1e-5, err_msg=kind)
+
+
 @pytest.mark.parametrize("ref_id", sorted(R_SHORT))
 def test_glmmtmb_stopped_short(extra_fit, ref_id):
     ref, fit = extra_fit(ref_id)

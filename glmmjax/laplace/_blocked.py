@@ -40,6 +40,15 @@ factor is two batched small Cholesky factorizations and nothing is dense: O(n k0
 m0 k0 k1^2 + m1 k1^3). ``BlockLayout.nested`` (set when the model is built, from the codes)
 selects it; p is recovered inside the computation as the segment maximum of block 1's codes
 over block 0's levels.
+
+Two linear predictors. With random effects in the zero-inflation model too, each block
+enters one predictor (``BlockLayout.targets``: 0 the conditional mean, 1 the zero-inflation
+logit) and each observation's weight is the 2 x 2 Hessian W_i of -log p over the two
+predictors, so H = I + sum_i G_i' W_i G_i with G_i the (2, q) rows of Z Lambda. Every
+product above keeps its form with the weight of the pair of blocks, W_i[t_a, t_b], in place
+of w_i; in the observation-level form the weight moves to the right factor of B,
+B = sum_i z0_i (W_i[t_0, t_c] zc_i)'. A block's coefficients load on one predictor only, so
+the structure (block diagonal, nested, Schur complement) is the same as for one predictor.
 """
 from __future__ import annotations
 
@@ -62,6 +71,15 @@ class BlockLayout:
     nlevels: tuple
     ks: tuple
     nested: bool = False   # two blocks, block 0's levels nested in block 1's (module docstring)
+    targets: tuple = ()    # the linear predictor each block enters (0 conditional, 1 zero-inflation); () all 0
+
+    def target(self, b: int) -> int:
+        return self.targets[b] if self.targets else 0
+
+    @property
+    def npred(self) -> int:
+        """Number of linear predictors carrying random effects (1, or 2 with zero-inflation terms)."""
+        return 2 if any(self.targets) else 1
 
     @property
     def nblocks(self) -> int:
@@ -89,7 +107,8 @@ class Factor(NamedTuple):
     LA: jax.Array          # (m0, k0, k0) lower Cholesky factors of the diagonal blocks
     M: jax.Array | None    # (m0, k0, q2) L_A^{-1} B; None in the observation-level form
     LS: jax.Array          # (q2, q2) lower Cholesky factor of the Schur complement
-    obs: tuple | None = None  # observation-level form: (w z0 (n, k0), zc (n, nb), rows (n, nb), codes0)
+    obs: tuple | None = None  # observation-level form: (z0l (n, k0), zcr (n, nb), rows (n, nb), codes0), B = sum z0l zcr'
+
     parent: jax.Array | None = None  # nested form: (m0,) level of block 1 holding each level of block 0;
     #                                  M is then (m0, k0, k1) and LS (m1, k1, k1)
 
@@ -104,6 +123,11 @@ def is_nested(codes0, codes1) -> bool:
     return bool(np.all(first[codes0] == codes1))
 
 
+def _wpair(layout: BlockLayout, w, a: int, b: int):
+    """Weights between blocks a and b: w itself for one predictor, else W[:, t_a, t_b] of (n, T, T)."""
+    return w if w.ndim == 1 else w[:, layout.target(a), layout.target(b)]
+
+
 def _parent(layout: BlockLayout, codes):
     p = jax.ops.segment_max(codes[1], codes[0], num_segments=layout.nlevels[0])
     return jnp.clip(p, 0, layout.nlevels[1] - 1)   # levels without observations: any parent (their M is 0)
@@ -114,12 +138,13 @@ def _assemble_nested(layout: BlockLayout, Zl, codes, w):
     (m0, m1), (k0, k1) = layout.nlevels, layout.ks
     z0, z1 = Zl
     dtype = z0.dtype
-    A = jax.ops.segment_sum(w[:, None, None] * z0[:, :, None] * z0[:, None, :], codes[0], num_segments=m0)
+    w00, w01, w11 = (_wpair(layout, w, a, b)[:, None, None] for a, b in ((0, 0), (0, 1), (1, 1)))
+    A = jax.ops.segment_sum(w00 * z0[:, :, None] * z0[:, None, :], codes[0], num_segments=m0)
     LA = _smallk.cholesky(A + jnp.eye(k0, dtype=dtype))
-    B = jax.ops.segment_sum(w[:, None, None] * z0[:, :, None] * z1[:, None, :], codes[0], num_segments=m0)
+    B = jax.ops.segment_sum(w01 * z0[:, :, None] * z1[:, None, :], codes[0], num_segments=m0)
     M = _smallk.solve_lower(LA, B)
     parent = _parent(layout, codes)
-    C = jax.ops.segment_sum(w[:, None, None] * z1[:, :, None] * z1[:, None, :], codes[1], num_segments=m1)
+    C = jax.ops.segment_sum(w11 * z1[:, :, None] * z1[:, None, :], codes[1], num_segments=m1)
     S = C + jnp.eye(k1, dtype=dtype) - jax.ops.segment_sum(jnp.einsum("mkq,mkr->mqr", M, M), parent, num_segments=m1)
     return LA, S, M, parent
 
@@ -135,7 +160,8 @@ def _assemble(layout: BlockLayout, Zl, codes, w):
     m0, k0 = layout.nlevels[0], layout.ks[0]
     z0 = Zl[0]
     dtype = z0.dtype
-    A = jax.ops.segment_sum(w[:, None, None] * z0[:, :, None] * z0[:, None, :], codes[0], num_segments=m0)
+    A = jax.ops.segment_sum(_wpair(layout, w, 0, 0)[:, None, None] * z0[:, :, None] * z0[:, None, :], codes[0],
+                            num_segments=m0)
     LA = _smallk.cholesky(A + jnp.eye(k0, dtype=dtype))
     q2 = layout.q2
     if q2 == 0:
@@ -145,23 +171,30 @@ def _assemble(layout: BlockLayout, Zl, codes, w):
     if _sparse_schur(layout, w.shape[0]):
         rows = jnp.concatenate(cols[1:], axis=1)                                   # (n, nb)
         zc = jnp.concatenate(Zl[1:], axis=1)                                       # (n, nb)
-        wz0 = w[:, None] * z0
+        # B = sum_i z0l_i zcr_i': the weight goes on the left for one predictor, on the right
+        # (per column, by the column's predictor) for two
+        if w.ndim == 1:
+            z0l, zcr, wc = w[:, None] * z0, zc, w[:, None, None]
+        else:
+            tcol = np.concatenate([np.full(k, layout.target(b)) for b, k in enumerate(layout.ks) if b > 0])
+            z0l, zcr = z0, w[:, layout.target(0), tcol] * zc
+            wc = w[:, tcol[:, None], tcol[None, :]]
         B = jnp.zeros((m0, k0, q2), dtype).at[codes[0][:, None, None], kidx[None, :, None], rows[:, None, :]].add(
-            wz0[:, :, None] * zc[:, None, :])
+            z0l[:, :, None] * zcr[:, None, :])
         LAi = LA[codes[0]]
-        p = _smallk.solve_upper(LAi, _smallk.solve_lower(LAi, wz0))               # w_i A_j^{-1} z0_i
+        p = _smallk.solve_upper(LAi, _smallk.solve_lower(LAi, z0l))               # A_j^{-1} z0l_i
         r = jnp.einsum("nk,nkq->nq", p, B[codes[0]])                               # r_i = B_j' p_i
         C = jnp.eye(q2, dtype=dtype).at[rows[:, :, None], rows[:, None, :]].add(
-            w[:, None, None] * zc[:, :, None] * zc[:, None, :])
-        S = C - jax.ops.segment_sum((zc[:, :, None] * r[:, None, :]).reshape(-1, q2), rows.reshape(-1), num_segments=q2)
-        return LA, S, None, (wz0, zc, rows, codes[0])
+            wc * zc[:, :, None] * zc[:, None, :])
+        S = C - jax.ops.segment_sum((zcr[:, :, None] * r[:, None, :]).reshape(-1, q2), rows.reshape(-1), num_segments=q2)
+        return LA, S, None, (z0l, zcr, rows, codes[0])
     B = jnp.zeros((m0, k0, q2), dtype)
     C = jnp.eye(q2, dtype=dtype)
     for b in range(1, layout.nblocks):
-        vals = w[:, None, None] * z0[:, :, None] * Zl[b][:, None, :]
+        vals = _wpair(layout, w, 0, b)[:, None, None] * z0[:, :, None] * Zl[b][:, None, :]
         B = B.at[codes[0][:, None, None], kidx[None, :, None], cols[b][:, None, :]].add(vals)
         for c in range(1, layout.nblocks):
-            vals = w[:, None, None] * Zl[b][:, :, None] * Zl[c][:, None, :]
+            vals = _wpair(layout, w, b, c)[:, None, None] * Zl[b][:, :, None] * Zl[c][:, None, :]
             C = C.at[cols[b][:, :, None], cols[c][:, None, :]].add(vals)
     M = _smallk.solve_lower(LA, B)
     return LA, C - jnp.einsum("mkq,mkr->qr", M, M), M, None
@@ -174,7 +207,9 @@ def factorize(layout: BlockLayout, Zl, codes, w) -> Factor:
         layout: static block sizes.
         Zl: tuple of (n, k_b) arrays, the rows of Z_b L_b.
         codes: tuple of (n,) int arrays, level of each observation in each block.
-        w: (n,) weights (the diagonal of W).
+        w: (n,) weights (the diagonal of W); with random effects in two linear predictors
+            (``layout.targets``), (n, 2, 2): each observation's Hessian of -log p over its
+            two predictors, and H = Lambda' Z' W Z Lambda + I couples the blocks through it.
     """
     if layout.nested:
         LA, S, M, parent = _assemble_nested(layout, Zl, codes, w)
@@ -226,17 +261,17 @@ def _sparse_schur(layout: BlockLayout, n: int) -> bool:
 
 def _Bt(layout: BlockLayout, F: Factor, v0):
     """B' v0 for v0 (m0, k0, ...) -> (q2, ...), observation by observation."""
-    wz0, zc, rows, c0 = F.obs
-    s = jnp.einsum("nk,nk...->n...", wz0, v0[c0])
-    vals = zc.reshape(zc.shape + (1,) * (s.ndim - 1)) * s[:, None]
+    z0l, zcr, rows, c0 = F.obs
+    s = jnp.einsum("nk,nk...->n...", z0l, v0[c0])
+    vals = zcr.reshape(zcr.shape + (1,) * (s.ndim - 1)) * s[:, None]
     return jax.ops.segment_sum(vals.reshape((-1,) + s.shape[1:]), rows.reshape(-1), num_segments=layout.q2)
 
 
 def _B(layout: BlockLayout, F: Factor, x2):
     """B x2 for x2 (q2, ...) -> (m0, k0, ...), observation by observation."""
-    wz0, zc, rows, c0 = F.obs
-    t = jnp.einsum("na,na...->n...", zc, x2[rows])
-    vals = wz0.reshape(wz0.shape + (1,) * (t.ndim - 1)) * t[:, None]
+    z0l, zcr, rows, c0 = F.obs
+    t = jnp.einsum("na,na...->n...", zcr, x2[rows])
+    vals = z0l.reshape(z0l.shape + (1,) * (t.ndim - 1)) * t[:, None]
     return jax.ops.segment_sum(vals, c0, num_segments=layout.nlevels[0])
 
 

@@ -43,43 +43,93 @@ MAX_HALVINGS = 30
 
 
 def loglik_terms(spec: ModelSpec, data: ModelData, eta, prm: Params):
-    """Per-observation weighted log-likelihood and its first two eta-derivatives."""
-    fam = spec.family
-    disp_eta = data.Xd @ prm.betad if spec.pd else jnp.zeros_like(eta)
-    zi_eta = data.Xzi @ prm.betazi if spec.pz else None
+    """Per-observation weighted log-likelihood and its first two derivatives in the predictors.
 
-    def ll(e):
+    ``eta`` is the conditional linear predictor (n,), or, when the zero-inflation model has
+    random effects (``spec.layout.npred == 2``), the pair (eta, zi_eta). Returns (ll, d1, d2):
+    for one predictor d1, d2 are (n,); for two, d1 is the pair of first derivatives and d2
+    the (n, 2, 2) Hessian over (eta, zi_eta).
+    """
+    fam = spec.family
+    if isinstance(eta, tuple):
+        eta, zi_eta = eta
+    else:
+        zi_eta = data.Xzi @ prm.betazi if spec.pz else None
+    disp_eta = data.Xd @ prm.betad if spec.pd else jnp.zeros_like(eta)
+
+    def ll2(e, z):
         lp = fam.loglik(data.y, e, disp_eta, prm.extra, data.size)
-        if zi_eta is not None:
-            lp = zero_inflated_loglik(lp, data.y, zi_eta)
+        if z is not None:
+            lp = zero_inflated_loglik(lp, data.y, z)
         return data.weights * lp
 
     ones = jnp.ones_like(eta)
+    if spec.layout.npred == 1:
+        ll = lambda e: ll2(e, zi_eta)
 
-    def d1(e):
-        return jax.jvp(ll, (e,), (ones,))[1]
+        def d1(e):
+            return jax.jvp(ll, (e,), (ones,))[1]
 
-    (v, g), (_, h) = jax.jvp(lambda e: (ll(e), d1(e)), (eta,), (ones,))
-    return v, g, h
+        (v, g), (_, h) = jax.jvp(lambda e: (ll(e), d1(e)), (eta,), (ones,))
+        return v, g, h
+
+    zeros = jnp.zeros_like(eta)
+
+    def grads(e, z):
+        return (jax.jvp(lambda a: ll2(a, z), (e,), (ones,))[1], jax.jvp(lambda c: ll2(e, c), (z,), (ones,))[1])
+
+    (g0, g1), (h00, h01) = jax.jvp(grads, (eta, zi_eta), (ones, zeros))
+    _, (_, h11) = jax.jvp(grads, (eta, zi_eta), (zeros, ones))
+    h = jnp.stack([jnp.stack([h00, h01], -1), jnp.stack([h01, h11], -1)], -2)
+    return ll2(eta, zi_eta), (g0, g1), h
 
 
-def _eta(data: ModelData, fixed, Zl, u):
-    eta = fixed
-    for z, c, ub in zip(Zl, data.codes, u):
-        eta = eta + jnp.sum(z * ub[c], axis=1)
-    return eta
+def _fixed(spec: ModelSpec, data: ModelData, prm: Params):
+    """The fixed part of the predictor(s) that carry random effects."""
+    f = data.X @ prm.beta + data.offset
+    if spec.layout.npred == 2:
+        return (f, data.Xzi @ prm.betazi)
+    return f
+
+
+def _eta(spec: ModelSpec, data: ModelData, fixed, Zl, u):
+    """Linear predictor(s): fixed part plus each block's Z_b Lambda_b u_b in its own predictor."""
+    if spec.layout.npred == 1:
+        eta = fixed
+        for z, c, ub in zip(Zl, data.codes, u):
+            eta = eta + jnp.sum(z * ub[c], axis=1)
+        return eta
+    etas = list(fixed)
+    for b, (z, c, ub) in enumerate(zip(Zl, data.codes, u)):
+        t = spec.layout.target(b)
+        etas[t] = etas[t] + jnp.sum(z * ub[c], axis=1)
+    return tuple(etas)
+
+
+def _clip_weights(w):
+    """A positive semidefinite version of W (keeps the Newton step a descent direction):
+    max(W, 0) for one predictor; for 2 x 2 blocks the diagonal clipped at 0 and the
+    off-diagonal clipped to |w01| <= sqrt(w00 w11)."""
+    if w.ndim == 1:
+        return jnp.maximum(w, 0.0)
+    a, c = jnp.maximum(w[:, 0, 0], 0.0), jnp.maximum(w[:, 1, 1], 0.0)
+    r = jnp.sqrt(a * c)
+    b = jnp.clip(w[:, 0, 1], -r, r)
+    return jnp.stack([jnp.stack([a, b], -1), jnp.stack([b, c], -1)], -2)
 
 
 def _grad_u(spec: ModelSpec, data: ModelData, Zl, u, d1):
+    lay = spec.layout
+    d1s = d1 if isinstance(d1, tuple) else (d1,)
     return tuple(
-        jax.ops.segment_sum(z * (-d1)[:, None], c, num_segments=m) + ub
-        for z, c, ub, m in zip(Zl, data.codes, u, spec.layout.nlevels)
+        jax.ops.segment_sum(z * (-d1s[lay.target(b)])[:, None], c, num_segments=m) + ub
+        for b, (z, c, ub, m) in enumerate(zip(Zl, data.codes, u, lay.nlevels))
     )
 
 
 def _state(spec, data, fixed, Zl, u, prm):
     """f (per group for one grouping factor, else total), grad f and the weights at u."""
-    ll, d1, d2 = loglik_terms(spec, data, _eta(data, fixed, Zl, u), prm)
+    ll, d1, d2 = loglik_terms(spec, data, _eta(spec, data, fixed, Zl, u), prm)
     if spec.nblocks == 1:
         f = -jax.ops.segment_sum(ll, data.codes[0], num_segments=spec.layout.nlevels[0]) + 0.5 * jnp.sum(u[0] ** 2, axis=1)
     else:
@@ -102,9 +152,10 @@ def conditional_mode(spec: ModelSpec, data: ModelData, prm: Params, u0, tol=1e-1
     """
     Ls = cholesky_factors(spec, prm.thetas)
     Zl = scaled_z(data, Ls)
-    fixed = data.X @ prm.beta + data.offset
+    fixed = _fixed(spec, data, prm)
     single = spec.nblocks == 1
-    one = jnp.ones(spec.layout.nlevels[0], fixed.dtype) if single else jnp.asarray(1.0, fixed.dtype)
+    dt = data.y.dtype
+    one = jnp.ones(spec.layout.nlevels[0], dt) if single else jnp.asarray(1.0, dt)
 
     def small(v, u, t):
         # |v| <= t (1 + |u|) elementwise over every block: one fused reduction per block
@@ -116,7 +167,7 @@ def conditional_mode(spec: ModelSpec, data: ModelData, prm: Params, u0, tol=1e-1
 
     def body(state):
         u, f0, g, w, it, _ = state
-        F = blk.factorize(spec.layout, Zl, data.codes, jnp.maximum(w, 0.0))
+        F = blk.factorize(spec.layout, Zl, data.codes, _clip_weights(w))
         step = blk.solve(spec.layout, F, tuple(-gb for gb in g))
 
         def trial(alpha):
@@ -154,7 +205,7 @@ def conditional_mode(spec: ModelSpec, data: ModelData, prm: Params, u0, tol=1e-1
 
 def _newton_direction(spec, data, fixed, Zl, u, prm):
     """Exact Newton step -H(u)^{-1} grad f(u), differentiable in every argument."""
-    _, d1, d2 = loglik_terms(spec, data, _eta(data, fixed, Zl, u), prm)
+    _, d1, d2 = loglik_terms(spec, data, _eta(spec, data, fixed, Zl, u), prm)
     F = blk.factorize(spec.layout, Zl, data.codes, -d2)
     return blk.solve(spec.layout, F, tuple(-gb for gb in _grad_u(spec, data, Zl, u, d1)))
 
@@ -188,18 +239,18 @@ def laplace_nll(spec: ModelSpec, x, data: ModelData, u0, second_order: bool = Fa
     u_hat = jax.lax.stop_gradient(u_hat)
     Ls = cholesky_factors(spec, prm.thetas)
     Zl = scaled_z(data, Ls)
-    fixed = data.X @ prm.beta + data.offset
+    fixed = _fixed(spec, data, prm)
     u = u_hat
     if second_order:
         for _ in range(2):
             u = tuple(ub + sb for ub, sb in zip(u, _newton_direction(spec, data, fixed, Zl, u, prm)))
     else:
-        _, d1, d2 = loglik_terms(spec, data, _eta(data, fixed, Zl, u), prm)
+        _, d1, d2 = loglik_terms(spec, data, _eta(spec, data, fixed, Zl, u), prm)
         sg = jax.lax.stop_gradient
         F = blk.factorize(spec.layout, sg(Zl), data.codes, sg(-d2))
         step = blk.solve(spec.layout, F, tuple(-gb for gb in _grad_u(spec, data, Zl, u, d1)))
         u = tuple(ub + sb for ub, sb in zip(u, step))
-    eta = _eta(data, fixed, Zl, u)
+    eta = _eta(spec, data, fixed, Zl, u)
     ll, _, d2 = loglik_terms(spec, data, eta, prm)
     nll = -jnp.sum(ll) + 0.5 * sum(jnp.sum(ub * ub) for ub in u) + 0.5 * blk.logdet_H(spec.layout, Zl, data.codes, -d2)
     return nll, u_hat

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from ..laplace import _blocked as blk
-from ..laplace._glmm import laplace_nll, loglik_terms
+from ..laplace._glmm import _eta, _fixed, laplace_nll, loglik_terms
 from ..laplace._lmm import lmm_objective, lmm_solution
 from ..laplace._spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
 
@@ -37,12 +37,13 @@ def glmm_post(spec: ModelSpec, data: ModelData, x, u):
     prm = Params.unpack(spec, x)
     Ls = cholesky_factors(spec, prm.thetas)
     Zl = scaled_z(data, Ls)
-    eta = data.X @ prm.beta + data.offset
-    for z, c, ub in zip(Zl, data.codes, u):
-        eta = eta + jnp.sum(z * ub[c], axis=1)
+    etas = _eta(spec, data, _fixed(spec, data, prm), Zl, u)
+    eta = etas[0] if isinstance(etas, tuple) else etas
     out = dict(grad=grad, hess=hess, eta=eta, Ls=Ls, u=u)
+    if isinstance(etas, tuple):
+        out["zi_eta"] = etas[1]
     if spec.nblocks:
-        _, _, d2 = loglik_terms(spec, data, eta, prm)
+        _, _, d2 = loglik_terms(spec, data, etas, prm)
         F = blk.factorize(spec.layout, Zl, data.codes, -d2)
         out["b"], out["condvar"] = _modes_and_condvar(spec, Ls, u, F)
     else:

@@ -96,7 +96,7 @@ def _X(model) -> np.ndarray:
 
 
 def _new_arrays(fit, newdata, offset, check):
-    """X, offset and per-block (codes, Z) of new rows (blocks merged as in model.blocks).
+    """X, offset, Xzi and per-block (codes, Z) of new rows (blocks merged as in model.blocks).
 
     ``check[g]`` True: a level of block g not seen in the fit raises ValueError.
     """
@@ -106,27 +106,56 @@ def _new_arrays(fit, newdata, offset, check):
     from ..design._data import _row_labels
 
     model = fit.model
-    design = model.design
     newdata = newdata if isinstance(newdata, pd.DataFrame) else pd.DataFrame(newdata)
-    nd = new_data(design, newdata, offset=offset)
-    info = design.fixed_info
-    by_group: dict = {}
-    for i, t in enumerate(design.terms):
-        by_group.setdefault(t.group, []).append(i)
+    nd = {"cond": new_data(model.design, newdata, offset=offset)}
+    designs = {"cond": model.design}
+    if model.zi_design is not None:
+        nd["zi"] = new_data(model.zi_design, newdata)
+        designs["zi"] = model.zi_design
     per_block = []
     for chk, b in zip(check, model.blocks):
-        idx = by_group[b.group]
-        codes = np.asarray(nd.codes[idx[0]], np.int64)
-        Z = np.hstack([np.asarray(nd.Z[i], float).reshape(nd.nobs, -1) for i in idx])
+        design, new = designs[b.component], nd[b.component]
+        idx = [i for i, t in enumerate(design.terms) if t.group == b.group]
+        codes = np.asarray(new.codes[idx[0]], np.int64)
+        Z = np.hstack([np.asarray(new.Z[i], float).reshape(new.nobs, -1) for i in idx])
         if chk and np.any(codes < 0):
             row = int(np.flatnonzero(codes < 0)[0])
-            comps = list(info.terms[idx[0]].components)
+            comps = list(design.fixed_info.terms[idx[0]].components)
             lab = ":".join(str(_row_labels(newdata[c].iloc[row: row + 1])[0]) for c in comps)
             raise ValueError(f"new level {lab!r} of grouping factor {b.group!r} (row {row} of newdata) is "
                              "not in the fitted data; use allow_new_levels=True to predict it at the "
                              "population level")
         per_block.append((codes, Z))
-    return np.asarray(nd.X, float), np.asarray(nd.offset, float), per_block
+    if "zi" in nd:
+        Xzi = np.asarray(nd["zi"].X, float)
+    elif model.zi_info is not None:
+        Xzi = np.asarray(model.zi_info.build(newdata), float)
+    else:
+        Xzi = None
+    return np.asarray(nd["cond"].X, float), np.asarray(nd["cond"].offset, float), Xzi, per_block
+
+
+def _predictors(fit, newdata, cond, allow_new_levels, offset):
+    """(eta, zi_eta): the conditional and zero-inflation linear predictors (zi_eta None
+    without a zi model), with the random effects of the blocks in ``cond``."""
+    model = fit.model
+    beta = np.asarray(fit.fixef.values, float)
+    betazi = None if fit.zi_fixef is None else np.asarray(fit.zi_fixef.values, float)
+    if newdata is None:
+        d = model.data
+        X, off = _X(model), np.asarray(d.offset, float)
+        Xzi = np.asarray(d.Xzi, float)
+        per_block = [(np.asarray(c), np.asarray(Z, float)) for c, Z in zip(d.codes, d.Z)]
+    else:
+        check = tuple(keep and not allow_new_levels for keep in cond)
+        X, off, Xzi, per_block = _new_arrays(fit, newdata, offset, check)
+    eta = {"cond": X @ beta + off, "zi": None if betazi is None else Xzi @ betazi}
+    for keep, blk, b, (codes, Z) in zip(cond, model.blocks, fit.modes, per_block):
+        if keep:
+            seen = codes >= 0
+            bb = b[np.where(seen, codes, 0)] * seen[:, None]
+            eta[blk.component] = eta[blk.component] + np.sum(Z * bb, axis=1)
+    return eta["cond"], eta["zi"]
 
 
 def predict(fit, newdata=None, re_form=None, type="response", allow_new_levels=True, offset=None) -> np.ndarray:
@@ -136,38 +165,26 @@ def predict(fit, newdata=None, re_form=None, type="response", allow_new_levels=T
         fit: a FitResult.
         newdata: a data frame with the formula's columns (the response may be absent);
             None predicts the fitted rows.
-        re_form: None conditions on all random effects; "~0" or "NA" gives population-level
-            predictions; "~(1|g)" conditions on grouping factor g only.
+        re_form: None conditions on all random effects (of the zero-inflation model too);
+            "~0" or "NA" gives population-level predictions; "~(1|g)" conditions on grouping
+            factor g only.
         type: "link" (eta), "response" (the mean of y: (1 - p) mu with zero-inflation
             probability p; binomial: the probability), "conditional" (mu, the mean of the
-            conditional (count) model) or "zprob" (p, the zero-inflation probability).
+            conditional (count) model), "zprob" (p, the zero-inflation probability) or
+            "disp" (the dispersion parameter per row, as glmmTMB's sigma(): gaussian and t
+            sigma, nbinom2 theta, nbinom1 and beta phi, Gamma 1/sqrt(shape); 1 for families
+            without one).
         allow_new_levels: if False, a level of a conditioned-on grouping factor that is
             absent from the fit raises ValueError; if True it contributes zero.
         offset: offsets of the new rows when the model's offset was given as an array.
     """
-    if type not in ("link", "response", "conditional", "zprob"):
-        raise ValueError(f"type must be 'link', 'response', 'conditional' or 'zprob', not {type!r}")
+    if type not in ("link", "response", "conditional", "zprob", "disp"):
+        raise ValueError(f"type must be 'link', 'response', 'conditional', 'zprob' or 'disp', not {type!r}")
     cond = _conditioned(fit, re_form)
     model = fit.model
-    beta = np.asarray(fit.fixef.values, float)
-    if newdata is None:
-        if all(cond):
-            eta = np.asarray(fit.eta, float).copy()
-        else:
-            d = model.data
-            eta = _X(model) @ beta + np.asarray(d.offset)
-            for keep, b, codes, Z in zip(cond, fit.modes, d.codes, d.Z):
-                if keep:
-                    eta = eta + np.sum(np.asarray(Z) * b[np.asarray(codes)], axis=1)
-    else:
-        check = tuple(keep and not allow_new_levels for keep in cond)
-        X, off, per_block = _new_arrays(fit, newdata, offset, check)
-        eta = X @ beta + off
-        for keep, b, (codes, Z) in zip(cond, fit.modes, per_block):
-            if keep:
-                seen = codes >= 0
-                bb = b[np.where(seen, codes, 0)] * seen[:, None]
-                eta = eta + np.sum(Z * bb, axis=1)
+    if type == "disp":
+        return _sigma_rows(fit, newdata)
+    eta, zi_eta = _predictors(fit, newdata, cond, allow_new_levels, offset)
     if type == "link":
         return eta
     # the family's mean: g^{-1}(eta), except for families that override Family.mean (the
@@ -180,10 +197,24 @@ def predict(fit, newdata=None, re_form=None, type="response", allow_new_levels=T
         mu = np.asarray(fam.mean(jnp.asarray(eta), jnp.asarray(_disp_rows(fit, newdata)), extra), float)
     if type == "conditional":
         return mu
-    pz = _zprob(fit, newdata)
+    pz = np.zeros_like(eta) if zi_eta is None else 1.0 / (1.0 + np.exp(-zi_eta))
     if type == "zprob":
         return pz
     return (1.0 - pz) * mu
+
+
+def _sigma_rows(fit, newdata=None) -> np.ndarray:
+    """glmmTMB's predict(type="disp"): the family's sigma() per row."""
+    model = fit.model
+    n = model.design.nobs if newdata is None else len(newdata)
+    if model.spec.profiled:
+        return np.full(n, float(fit.sigma_))
+    if not model.spec.pd:
+        return np.ones(n)
+    fam = model.family
+    extra = jnp.asarray(fit.extra) if np.size(fit.extra) else jnp.zeros(fam.n_extra)
+    d = fam.dispersion_parameters(jnp.asarray(_disp_rows(fit, newdata)), extra)
+    return np.broadcast_to(np.asarray(d["sigma"] if "sigma" in d else next(iter(d.values())), float), (n,)).copy()
 
 
 def _disp_rows(fit, newdata=None) -> np.ndarray:
@@ -196,16 +227,6 @@ def _disp_rows(fit, newdata=None) -> np.ndarray:
     return Xd @ np.asarray(fit.disp_fixef.values, float)
 
 
-def _zprob(fit, newdata=None) -> np.ndarray:
-    """Zero-inflation probability per row (zeros without a zi model)."""
-    model = fit.model
-    n = model.design.nobs if newdata is None else len(newdata)
-    if fit.zi_fixef is None:
-        return np.zeros(n)
-    Xzi = np.asarray(model.data.Xzi, float) if newdata is None else np.asarray(model.zi_info.build(newdata), float)
-    return 1.0 / (1.0 + np.exp(-(Xzi @ fit.zi_fixef.values)))
-
-
 # -- simulation -----------------------------------------------------------------------------
 
 def _sqrt_cov(S) -> np.ndarray:
@@ -216,21 +237,21 @@ def _sqrt_cov(S) -> np.ndarray:
     return vecs * np.sqrt(np.clip(vals, 0.0, None))
 
 
-@partial(jax.jit, static_argnames=("family", "cond", "nsim"))
-def _simulate_jit(family, cond, nsim, key, fixed, codes, Zs, modes, Ls, disp_eta, extra, size, pz):
+@partial(jax.jit, static_argnames=("family", "cond", "targets", "nsim"))
+def _simulate_jit(family, cond, targets, nsim, key, fixed, zfixed, codes, Zs, modes, Ls, disp_eta, extra, size):
     keys = jax.random.split(key, nsim)
 
     def one(k):
         kb, ky, kz = jax.random.split(k, 3)
         bkeys = jax.random.split(kb, max(len(cond), 1))
-        eta = fixed
-        for i, (keep, c, Z, b, L) in enumerate(zip(cond, codes, Zs, modes, Ls)):
+        eta = [fixed, zfixed]
+        for i, (keep, t, c, Z, b, L) in enumerate(zip(cond, targets, codes, Zs, modes, Ls)):
             if not keep:
                 z = jax.random.normal(bkeys[i], b.shape, dtype=fixed.dtype)
                 b = z @ L.T
-            eta = eta + jnp.sum(Z * b[c], axis=1)
-        y = family.sample(ky, eta, disp_eta, extra, size)
-        return jnp.where(jax.random.uniform(kz, y.shape, dtype=fixed.dtype) < pz, 0.0, y)
+            eta[t] = eta[t] + jnp.sum(Z * b[c], axis=1)
+        y = family.sample(ky, eta[0], disp_eta, extra, size)
+        return jnp.where(jax.random.uniform(kz, y.shape, dtype=fixed.dtype) < jax.nn.sigmoid(eta[1]), 0.0, y)
 
     return jax.vmap(one)(keys)
 
@@ -260,7 +281,7 @@ def simulate(fit, nsim=1, seed=0, re_form="~0") -> np.ndarray:
         nsim: number of simulated data sets.
         seed: seed of the jax.random key.
         re_form: "~0" / "NA" (default, lme4's re.form=NA) draws new random effects from
-            N(0, Sigma); None conditions on the conditional modes; "~(1|g)" conditions on
+            N(0, Sigma) (those of the zero-inflation model too); None conditions on the conditional modes; "~(1|g)" conditions on
             grouping factor g and draws the others.
 
     Binomial responses are numbers of successes out of the model's trials.
@@ -277,8 +298,12 @@ def simulate(fit, nsim=1, seed=0, re_form="~0") -> np.ndarray:
     Ls = tuple(jnp.asarray(_sqrt_cov(S), dt) for S in fit.covariances)
     modes = tuple(jnp.asarray(b, dt) for b in fit.modes)
     extra = jnp.asarray(fit.extra, dt) if np.size(fit.extra) else jnp.zeros(max(fam.n_extra, 0), dt)
-    out = _simulate_jit(fam, cond, nsim, jax.random.PRNGKey(int(seed)), fixed, tuple(d.codes), tuple(d.Z),
-                        modes, Ls, jnp.asarray(_disp_eta(fit), dt), extra, d.size, jnp.asarray(_zprob(fit), dt))
+    # the zero-inflation predictor; -inf (probability 0) without a zi model
+    zfixed = (np.asarray(d.Xzi, float) @ np.asarray(fit.zi_fixef.values, float) if fit.zi_fixef is not None
+              else np.full(d.y.shape[0], -np.inf))
+    targets = tuple(int(b.component == "zi") for b in model.blocks)
+    out = _simulate_jit(fam, cond, targets, nsim, jax.random.PRNGKey(int(seed)), fixed, jnp.asarray(zfixed, dt),
+                        tuple(d.codes), tuple(d.Z), modes, Ls, jnp.asarray(_disp_eta(fit), dt), extra, d.size)
     return np.asarray(out, float)
 
 
@@ -361,6 +386,9 @@ def residuals(fit, type="response") -> np.ndarray:
     if type == "deviance" and (fam.name == "betabinomial" or getattr(fam, "zeros_need_zi", False)):
         raise ValueError(f"deviance residuals are not defined for the {fam.name} family ({fam!r}; glmmTMB "
                          "has none either); use type='response' or 'pearson'")
+    if type == "deviance" and model.spec.pz:
+        raise ValueError("deviance residuals are not defined for a zero-inflated model (glmmTMB has none "
+                         "either); use type='response' or 'pearson'")
     d = model.data
     y = np.asarray(d.y, float)
     size = np.asarray(d.size, float)
@@ -378,7 +406,14 @@ def residuals(fit, type="response") -> np.ndarray:
     de = (np.asarray(d.Xd) @ np.asarray(fit.disp_fixef.values, float)) if model.spec.pd else np.zeros(n)
     extra = jnp.asarray(fit.extra) if np.size(fit.extra) else jnp.zeros(fam.n_extra)
     if type == "pearson":
-        V = np.asarray(fam.variance(jnp.asarray(mu), jnp.asarray(de), extra, None), float)
+        if model.spec.pz:
+            # y = 0 with probability p, else from the conditional model (mean mu_c, variance V):
+            # Var(y) = (1 - p) V + p (1 - p) mu_c^2, as glmmTMB's residuals()
+            mu_c, p = predict(fit, type="conditional"), predict(fit, type="zprob")
+            V = np.asarray(fam.variance(jnp.asarray(mu_c), jnp.asarray(de), extra, None), float)
+            V = (1.0 - p) * V + p * (1.0 - p) * mu_c ** 2
+        else:
+            V = np.asarray(fam.variance(jnp.asarray(mu), jnp.asarray(de), extra, None), float)
         V = np.broadcast_to(V, r.shape)
         return r * np.sqrt(wr) / np.sqrt(V)
     dev = w * np.asarray(unit_deviance(fam, jnp.asarray(y), jnp.asarray(mu), jnp.asarray(de), extra,

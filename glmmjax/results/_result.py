@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from ..families._base import Family
 from ..laplace._spec import Params
 from ._post import glmm_post, lmm_post
 
@@ -303,37 +304,56 @@ class FitResult:
     # -- random effects ------------------------------------------------------------------
     @property
     def varcorr(self) -> pd.DataFrame:
-        """Tidy variance components: group, term1, term2, variance/covariance, sd, corr."""
+        """Tidy variance components: component ("cond" or "zi", glmmTMB's conditional and
+        zero-inflation models), group, term1, term2, variance/covariance, sd, corr."""
         rows = []
         for b, S in zip(self.model.blocks, self.covariances):
             sd = np.sqrt(np.diag(S))
             for first, k, kind in b.parts:
                 cols = range(first, first + k)
                 for i in cols:
-                    rows.append(dict(group=b.group, term1=b.columns[i], term2=None, variance=S[i, i], sd=sd[i], corr=np.nan))
+                    rows.append(dict(component=b.component, group=b.group, term1=b.columns[i], term2=None,
+                                     variance=S[i, i], sd=sd[i], corr=np.nan))
                 if kind == "us":
                     for i in cols:
                         for j in cols:
                             if j > i:
                                 c = S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
-                                rows.append(dict(group=b.group, term1=b.columns[i], term2=b.columns[j],
-                                                 variance=S[i, j], sd=np.nan, corr=c))
+                                rows.append(dict(component=b.component, group=b.group, term1=b.columns[i],
+                                                 term2=b.columns[j], variance=S[i, j], sd=np.nan, corr=c))
         if self.model.family.name == "gaussian" and self.sigma_ is not None:
-            rows.append(dict(group="Residual", term1=None, term2=None, variance=self.sigma_ ** 2, sd=self.sigma_, corr=np.nan))
-        return pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd", "corr"])
+            rows.append(dict(component="cond", group="Residual", term1=None, term2=None, variance=self.sigma_ ** 2,
+                             sd=self.sigma_, corr=np.nan))
+        return pd.DataFrame(rows, columns=["component", "group", "term1", "term2", "variance", "sd", "corr"])
+
+    def _per_block(self, values, component, sd=False) -> dict:
+        out = {}
+        for b, v in zip(self.model.blocks, values):
+            if b.component == component:
+                v = np.sqrt(np.diagonal(v, axis1=1, axis2=2)) if sd else v
+                out[b.group] = pd.DataFrame(v, index=pd.Index(b.levels, name=b.group), columns=list(b.columns))
+        return out
 
     @property
     def ranef(self) -> dict:
-        """Grouping factor -> DataFrame of conditional modes (levels x terms), as lme4's ranef()."""
-        return {b.group: pd.DataFrame(m, index=pd.Index(b.levels, name=b.group), columns=list(b.columns))
-                for b, m in zip(self.model.blocks, self.modes)}
+        """Grouping factor -> DataFrame of conditional modes (levels x terms), as lme4's ranef()
+        (the conditional model's; ``zi_ranef`` has the zero-inflation model's)."""
+        return self._per_block(self.modes, "cond")
 
     @property
     def ranef_sd(self) -> dict:
         """Grouping factor -> DataFrame of conditional SDs of the random effects."""
-        return {b.group: pd.DataFrame(np.sqrt(np.diagonal(cv, axis1=1, axis2=2)),
-                                      index=pd.Index(b.levels, name=b.group), columns=list(b.columns))
-                for b, cv in zip(self.model.blocks, self.condvar)}
+        return self._per_block(self.condvar, "cond", sd=True)
+
+    @property
+    def zi_ranef(self) -> dict:
+        """The zero-inflation model's random effects (logit scale), as glmmTMB's ranef(m)$zi."""
+        return self._per_block(self.modes, "zi")
+
+    @property
+    def zi_ranef_sd(self) -> dict:
+        """Conditional SDs of the zero-inflation model's random effects."""
+        return self._per_block(self.condvar, "zi", sd=True)
 
     def coef(self) -> dict:
         """Fixed plus random effects per level of each grouping factor (lme4's coef())."""
@@ -347,8 +367,11 @@ class FitResult:
 
     # -- fitted values, residuals, prediction, simulation: see _predict.py --------------
     def fitted(self) -> np.ndarray:
-        """Fitted means on the response scale at the conditional modes (binomial: proportions)."""
-        return np.asarray(self.model.family.link.linkinv(jnp.asarray(self.eta)))
+        """Fitted means of y at the conditional modes (binomial: proportions; with zero-inflation
+        (1 - p) mu), as glmmTMB's fitted() = predict(type="response")."""
+        if self.model.spec.pz == 0 and type(self.model.family).mean is Family.mean:
+            return np.asarray(self.model.family.link.linkinv(jnp.asarray(self.eta)))
+        return self.predict(type="response")
 
     def predict(self, newdata=None, re_form=None, type="response", allow_new_levels=True):
         """Predictions on the link or response scale (see glmmjax.results._predict.predict)."""

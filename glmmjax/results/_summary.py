@@ -303,13 +303,14 @@ class Summary:
         fam = self._model.family
         return f" Family: {fam.name}  ( {fam.link.name} )"
 
-    def _components(self, formula_order: bool):
-        """(label, group, columns, S, show_corr) per displayed random-effect term."""
+    def _components(self, formula_order: bool, component: str = "cond"):
+        """(label, group, columns, S) per displayed random-effect term of one model component."""
         fit = self.fit
-        blocks = list(zip(self._model.blocks, fit.covariances))
+        blocks = [(b, S) for b, S in zip(self._model.blocks, fit.covariances) if b.component == component]
         if formula_order:
             order = []
-            for t in getattr(self._model.design, "terms", ()):
+            design = self._model.design if component == "cond" else self._model.zi_design
+            for t in getattr(design, "terms", ()):
                 if t.group not in order:
                     order.append(t.group)
             rank = {g: i for i, g in enumerate(order)}
@@ -525,22 +526,28 @@ class Summary:
     def _glmm_text(self) -> list:
         fit = self.fit
         lines = [self._family_line(), f"Formula:          {self._formula}"]
-        df = getattr(self._model, "disp_formula", None)
-        if df is not None and df.replace(" ", "") not in ("~1", "1"):
-            lines.append(f"Dispersion:               {deparse_formula(df)}")
+        # glmmTMB indents the zi and dispersion formulas by the response's width + 2
+        pad = " " * (len(deparse_formula(str(self._model.design.response))) + 2)
         zf = getattr(self._model, "zi_formula", None)
         if zf is not None:
-            lines.append(f"Zero inflation:                {deparse_formula(zf)}")
+            lines.append(f"Zero inflation:  {pad}{deparse_formula(zf)}")
+        df = getattr(self._model, "disp_formula", None)
+        if df is not None and df.replace(" ", "") not in ("~1", "1"):
+            lines.append(f"Dispersion:      {pad}{deparse_formula(df)}")
         if self._data_name:
             lines.append(f"Data: {self._data_name}")
         lines.append("")
         lines += self._aictab_lines()
         lines.append("")
         comps = self._components(formula_order=True)
-        if comps:
-            lines += ["Random effects:", "", "Conditional model:"]
-            lines += self._varcorr_lines(comps)
-            lines.append(self._ngroups_line(comps))
+        zi_comps = self._components(formula_order=True, component="zi")
+        if comps or zi_comps:
+            lines.append("Random effects:")
+            for title, cs, resid in (("Conditional model:", comps, True), ("Zero-inflation model:", zi_comps, False)):
+                if cs:
+                    lines += ["", title]
+                    lines += self._varcorr_lines(cs, residual=resid)
+                    lines.append(self._ngroups_line(cs))
         else:
             lines.append(f"Number of obs: {fit.nobs}")
         lines += self._dispersion_lines()
