@@ -246,3 +246,15 @@ def test_bad_zi_random_terms():
         gj.GLMM("y ~ x + (1|site)", one, "poisson", zi="~1 + (1|g1)")
     with pytest.raises(ValueError, match="zero-inflation"):
         gj.GLMM("x ~ 1 + (1|site)", DATA, "gaussian", zi="~1 + (1|site)")
+
+
+def test_wald_intervals_name_the_zero_inflation_terms(fits):
+    _, fit = fits("zinb2_re_crossed")
+    ci = fit.confint(method="wald", oldnames=False)
+    sds = {"sd_(Intercept)|site": fit.varcorr.sd.iloc[0], "sd_(Intercept)|zi|batch": fit.varcorr.sd.iloc[1]}
+    for name, sd in sds.items():
+        lo, hi = ci.loc[name].to_numpy(dtype=float)
+        assert lo < sd < hi
+    for nm, est in fit.zi_fixef.items():
+        lo, hi = ci.loc[f"zi:{nm}"].to_numpy(dtype=float)
+        assert lo == pytest.approx(est - 1.959964 * fit.zi_se[nm], rel=1e-5)

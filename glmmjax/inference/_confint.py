@@ -76,27 +76,34 @@ def _lme4_terms(model) -> list:
 
     Terms follow the formula (``||`` split into one term per column, as lme4 expands it);
     if the numbers of levels are not already non-increasing lme4 reorders them by
-    rev(order(nlevels)), which this repeats (ties end up in reverse formula order).
+    rev(order(nlevels)), which this repeats (ties end up in reverse formula order). The terms
+    of a zero-inflation formula follow, ordered the same way, labelled with the group
+    "zi|g" (``Block.label``).
     """
-    block_of = {b.group: i for i, b in enumerate(model.blocks)}
-    used: dict = {}
-    terms = []
-    for t in model.design.terms:
-        bi = block_of[t.group]
-        blk_ = model.blocks[bi]
-        pi = used.get(t.group, 0)
-        used[t.group] = pi + 1
-        first, k, kind = blk_.parts[pi]
-        if kind == "diag":
-            terms += [(bi, (first + c,), blk_.parts[pi], blk_.nlevels) for c in range(k)]
-        elif kind == "scalar":
-            terms.append((bi, (first,), blk_.parts[pi], blk_.nlevels))
-        else:
-            terms.append((bi, tuple(range(first, first + k)), blk_.parts[pi], blk_.nlevels))
-    nl = np.array([t[3] for t in terms])
-    if np.any(np.diff(nl) > 0):
-        terms = [terms[i] for i in np.argsort(nl, kind="stable")[::-1]]
-    return terms
+    block_of = {(b.component, b.group): i for i, b in enumerate(model.blocks)}
+    out = []
+    for component, design in (("cond", model.design), ("zi", getattr(model, "zi_design", None))):
+        if design is None:
+            continue
+        used: dict = {}
+        terms = []
+        for t in design.terms:
+            bi = block_of[(component, t.group)]
+            blk_ = model.blocks[bi]
+            pi = used.get(t.group, 0)
+            used[t.group] = pi + 1
+            first, k, kind = blk_.parts[pi]
+            if kind == "diag":
+                terms += [(bi, (first + c,), blk_.parts[pi], blk_.nlevels) for c in range(k)]
+            elif kind == "scalar":
+                terms.append((bi, (first,), blk_.parts[pi], blk_.nlevels))
+            else:
+                terms.append((bi, tuple(range(first, first + k)), blk_.parts[pi], blk_.nlevels))
+        nl = np.array([t[3] for t in terms])
+        if np.any(np.diff(nl) > 0):
+            terms = [terms[i] for i in np.argsort(nl, kind="stable")[::-1]]
+        out += terms          # the zero-inflation model's terms after the conditional model's
+    return out
 
 
 def parameters(model) -> list:
@@ -109,9 +116,9 @@ def parameters(model) -> list:
                 b = model.blocks[bi]
                 name, ci, cj = f".sig{n:02d}", b.columns[cols[ii]], b.columns[cols[jj]]
                 if ii == jj:
-                    out.append(Par(name, "sd", bi, cols[ii], -1, part, label=f"sd_{ci}|{b.group}"))
+                    out.append(Par(name, "sd", bi, cols[ii], -1, part, label=f"sd_{ci}|{b.label}"))
                 else:
-                    out.append(Par(name, "cor", bi, cols[ii], cols[jj], part, label=f"cor_{ci}.{cj}|{b.group}"))
+                    out.append(Par(name, "cor", bi, cols[ii], cols[jj], part, label=f"cor_{ci}.{cj}|{b.label}"))
     spec = model.spec
     if spec.profiled:
         out.append(Par(".sigma", "sigma", label="sigma"))
