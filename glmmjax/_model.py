@@ -205,8 +205,8 @@ class GLMM:
         layout = BlockLayout(tuple(b.nlevels for b in blocks), tuple(b.k for b in blocks), nested, targets)
         spec = ModelSpec(fam, layout, tuple(b.cov for b in blocks), design.X.shape[1], Xd.shape[1],
                          profiled=profiled, reml=bool(reml), pz=Xzi.shape[1])
-        dt = jnp.float64 if dtype == "float64" else jnp.float32
-        arr = lambda a: jnp.asarray(np.asarray(a, float), dt)
+        npdt = np.float64 if dtype == "float64" else np.float32
+        arr = lambda a: np.asarray(a, npdt)
         X = np.asarray(design.X, float)
         # The optimizer works on beta~ = T^{-1} beta with X T = X~ having orthogonal columns of
         # norm sqrt(n): covariates on large scales (temperatures in the hundreds) otherwise
@@ -229,8 +229,10 @@ class GLMM:
         self.spec = spec
         self.dtype = dtype
         self.T = T
-        self.data = ModelData(arr(y), arr(size), arr(X @ T), arr(design.offset), arr(w), arr(Xd), arr(Xzi),
-                              tuple(jnp.asarray(b.codes) for b in blocks), tuple(arr(b.Z) for b in blocks))
+        # one transfer of all the arrays to the device
+        self.data = jax.device_put(ModelData(arr(y), arr(size), arr(X @ T), arr(design.offset), arr(w), arr(Xd),
+                                             arr(Xzi), tuple(np.asarray(b.codes, np.int32) for b in blocks),
+                                             tuple(arr(b.Z) for b in blocks)))
         self._y, self._size, self._w = y, size, w
 
     def update(self, **changes) -> "GLMM":

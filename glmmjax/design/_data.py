@@ -55,14 +55,13 @@ def _row_labels(series: pd.Series) -> np.ndarray:
 
 def factor_levels(series: pd.Series) -> tuple:
     """The levels (as strings, in R's order) of the values that occur in ``series``."""
-    present = series.dropna()
     if isinstance(series.dtype, pd.CategoricalDtype):
-        used = set(present.astype(object))
-        ordered = [c for c in series.cat.categories if c in used]
+        codes = np.unique(series.cat.codes.to_numpy())     # the categories in use, in their order
+        ordered = list(series.cat.categories[codes[codes >= 0]])
     elif is_numeric_dtype(series.dtype) or is_bool_dtype(series.dtype):
-        ordered = sorted(set(present.astype(object)))
+        ordered = sorted(set(series.dropna().astype(object)))
     else:
-        ordered = sorted(set(present.astype(str)))
+        ordered = sorted(set(series.dropna().astype(str)))
     return tuple(level_label(v) for v in ordered)
 
 
