@@ -21,6 +21,7 @@ from ._nbinom2 import NBinom2, NegativeBinomial2
 from ._poisson import Poisson
 from ._student_t import StudentT
 from ._truncated import TruncatedNBinom1, TruncatedNBinom2, TruncatedPoisson
+from ._tweedie import Tweedie
 from ._zigamma import ZiGamma
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Lognormal",
     "ZiGamma",
     "BetaBinomial",
+    "Tweedie",
     "Link",
     "get_link",
     "get_family",
@@ -65,6 +67,7 @@ FAMILIES = {
     "ziGamma": ZiGamma,
     "zigamma": ZiGamma,
     "betabinomial": BetaBinomial,
+    "tweedie": Tweedie,
 }
 
 
