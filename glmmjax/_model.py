@@ -126,7 +126,8 @@ class GLMM:
         data: a pandas DataFrame.
         family: a glmmTMB family name ("gaussian", "binomial", "poisson", "nbinom2",
             "nbinom1", "Gamma", "beta", "t", "truncated_poisson", "truncated_nbinom1",
-            "truncated_nbinom2", "lognormal", "ziGamma", "betabinomial", "tweedie") or a Family instance.
+            "truncated_nbinom2", "lognormal", "ziGamma", "betabinomial", "tweedie", "genpois",
+            "compois") or a Family instance.
         disp: dispersion formula (one-sided, log link), e.g. ``"~ x"``; default ``"~1"``.
         zi: zero-inflation formula (one-sided, logit link), e.g. ``"~1"``, ``"~ x"`` or, with
             random effects, ``"~ x + (1 | site)"``, for count families and binomial: y = 0

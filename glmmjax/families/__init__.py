@@ -12,8 +12,10 @@ from ._base import Family
 from ._beta import Beta
 from ._betabinomial import BetaBinomial
 from ._binomial import Binomial
+from ._compois import ConwayMaxwellPoisson
 from ._gamma import Gamma
 from ._gaussian import Gaussian
+from ._genpois import GeneralizedPoisson
 from ._links import Link, get_link
 from ._lognormal import Lognormal
 from ._nbinom1 import NegativeBinomial1
@@ -41,6 +43,8 @@ __all__ = [
     "Lognormal",
     "ZiGamma",
     "BetaBinomial",
+    "GeneralizedPoisson",
+    "ConwayMaxwellPoisson",
     "Tweedie",
     "Link",
     "get_link",
@@ -67,6 +71,8 @@ FAMILIES = {
     "ziGamma": ZiGamma,
     "zigamma": ZiGamma,
     "betabinomial": BetaBinomial,
+    "genpois": GeneralizedPoisson,
+    "compois": ConwayMaxwellPoisson,
     "tweedie": Tweedie,
 }
 
