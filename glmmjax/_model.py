@@ -322,7 +322,7 @@ class GLMM:
         return partial(_objective, spec, data, Tinv)
 
     # -- fitting -------------------------------------------------------------------------
-    def fit(self, start=None, *, method="lbfgs", gtol=1e-6, maxiter=500):
+    def fit(self, start=None, *, method="lbfgs", gtol=1e-6, maxiter=500, hessian="fd"):
         """Fit by maximum likelihood (REML for LMMs by default) and return a FitResult.
 
         Arguments:
@@ -331,13 +331,22 @@ class GLMM:
             method: "lbfgs" (default), "optax-lbfgs" or "bfgs".
             gtol: convergence tolerance on max|gradient|.
             maxiter: iteration limit of the outer optimizer.
+            hessian: how the Hessian behind the standard errors of a GLMM is computed:
+                "fd" (default), central differences of the exact autodiff gradient (as
+                glmmTMB's sdreport does), or "autodiff", exact second derivatives, which
+                take several times longer to compile for families with lgamma terms
+                (see glmmjax/results/_post.py). LMMs use lme4's closed form either way.
         """
         from .results import FitResult
+        from .results._post import HESSIANS
+
+        if hessian not in HESSIANS:
+            raise ValueError(f"Unknown hessian {hessian!r}; choose one of {list(HESSIANS)}")
 
         opts = OptimizerOptions(method=method, gtol=gtol, maxiter=maxiter)
         x0 = self._start_vector(start)
         res = fit_arrays(self.spec, opts, self.data, x0, glm_start=start is None)
-        return FitResult.from_optimum(self, res, opts)
+        return FitResult.from_optimum(self, res, opts, hessian=hessian)
 
     def _start_vector(self, start):
         x0 = self.start()

@@ -55,7 +55,7 @@ class FitResult:
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def from_optimum(cls, model, res, opts) -> "FitResult":
+    def from_optimum(cls, model, res, opts, hessian: str = "fd") -> "FitResult":
         spec = model.spec
         x = res.x
         msgs = []
@@ -75,7 +75,7 @@ class FitResult:
             disp = None
             extra = np.zeros(0)
         else:
-            post = glmm_post(spec, model.data, x, res.aux)
+            post = glmm_post(spec, model.data, x, res.aux, hessian=hessian)
             x = model.to_external(_np(x))
             prm = Params.unpack(spec, x)
             beta = _np(prm.beta)
