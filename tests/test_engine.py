@@ -33,7 +33,7 @@ def test_autodiff_gradient_matches_finite_differences(reference_fit, ref_id):
     np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-6 * max(1.0, abs(float(obj(x)))) * 1e-2)
 
 
-@pytest.mark.parametrize("ref_id", ["grouseticks_glmer_pois_loc_index", "petrol_tmb_beta", "arabidopsis_tmb_zip"])
+@pytest.mark.parametrize("ref_id", ["grouseticks_glmer_pois_loc_index", "petrol_tmb_beta"])
 def test_difference_hessian_matches_the_exact_hessian(reference_fit, ref_id):
     """The default Hessian (central differences of the exact gradient) against jax.hessian of
     the objective with two implicit Newton steps (exact second derivatives), at the fit."""

@@ -224,7 +224,7 @@ def test_zero_variance_zi_effect_is_the_model_without_it():
 
 def test_simulated_zeros_match_the_model(fits):
     _, fit = fits("zinb2_re_crossed")
-    Y = fit.simulate(4000, seed=5, re_form=None)             # conditioned on the modes
+    Y = fit.simulate(1000, seed=5, re_form=None)             # conditioned on the modes
     p, mu = fit.predict(type="zprob"), fit.predict(type="conditional")
     theta = fit.dispersion_parameters["theta"]
     p0 = p + (1 - p) * (theta / (theta + mu)) ** theta      # P(y = 0) per row
