@@ -352,6 +352,20 @@ def test_family_loglik_variance_and_parameters():
     assert par["power"] == pytest.approx(p, rel=1e-15)
 
 
+def test_loglik_splits_into_the_terms_with_eta_and_the_series():
+    """loglik = loglik_eta + loglik_rest (the mode search uses the first only), the rest is
+    free of eta and 0 at y = 0 (so zero-inflation sees the whole density at zeros)."""
+    fam = get_family("tweedie")
+    y = jnp.array([0.0, 0.5, 3.0, 40.0])
+    d, extra = jnp.full(4, -0.3), jnp.array([0.7])
+    rest = fam.loglik_rest(y, d, extra, None)
+    assert float(rest[0]) == 0.0 and np.all(np.abs(np.asarray(rest[1:])) > 0.1)
+    for eta in (-1.0, 0.4, 2.5):
+        e = jnp.full(4, eta)
+        np.testing.assert_allclose(np.asarray(fam.loglik_eta(y, e, d, extra, None) + rest),
+                                   np.asarray(fam.loglik(y, e, d, extra, None)), rtol=1e-14)
+
+
 def test_zero_inflation_to_zero_is_the_base_family():
     # zi_eta = -50: log(1 - p) = -2e-22, p f(0) terms vanish below double precision
     y = np.array([0.0, 0.2, 4.0])

@@ -84,6 +84,24 @@ class Family:
         """Per-observation log density (or mass) of ``y`` given ``eta`` (shape (n,))."""
         raise NotImplementedError
 
+    def loglik_eta(self, y, eta, disp_eta, extra, size):
+        """The terms of ``loglik`` that depend on ``eta`` (default: all of it).
+
+        With ``loglik_rest``, loglik = loglik_eta + loglik_rest. The search for the
+        conditional modes (many evaluations per objective) uses loglik_eta alone, and the
+        Laplace objective adds loglik_rest once: a family whose log-density has a costly
+        part free of eta (tweedie's series) overrides both.
+        """
+        return self.loglik(y, eta, disp_eta, extra, size)
+
+    def loglik_rest(self, y, disp_eta, extra, size):
+        """loglik - loglik_eta (free of eta), or None when loglik_eta is all of loglik.
+
+        It must be 0 where y = 0, so that zero-inflation (which mixes the density at 0
+        with the structural zero) sees the whole density there.
+        """
+        return None
+
     def mean(self, eta, disp_eta=None, extra=None, size=None):
         """Conditional mean of y (for binomial: of the proportion y/size)."""
         return self.link.linkinv(eta)

@@ -46,6 +46,11 @@ size (~ lambda + y/gam + j_max |log z| + lgamma(alpha j_max)); TMB's sum has the
 float64 that is negligible (e.g. 2e-11 at j_max ~ 9e3); in float32 (eps = 1.2e-7) it is
 ~1e-4 absolute for moderate parameters, larger far out.
 
+The series does not involve mu: ``loglik_eta`` (-lambda - y / gam) is all the search for
+the conditional modes evaluates, and ``loglik_rest`` (log W - log y) enters the Laplace
+objective once per evaluation (a warm fit measured 0.14 s against 0.19 s summing the series
+at every Newton step).
+
 Zero-inflation (``zi=``) is allowed, as in glmmTMB: the Tweedie has a mass at 0 of its own.
 Links: log (default), identity, sqrt, inverse (mu must stay positive). R reports ``phi``
 (sigma(m)) and the power (family_params(m)).
@@ -150,6 +155,24 @@ def log_w(log_y, log_phi, psi):
     return jnp.log(jnp.sum(jnp.exp(terms - top), axis=-1)) + top[..., 0] + jnp.log(stride)
 
 
+def _mean_terms(y, log_mu, log_phi, psi):
+    """The terms of log p(y) that involve mu: -lambda - y / gam (-lambda at y = 0)."""
+    p1, p2, lp1, lp2, _ = _power_parts(psi)
+    minus_lambda = -jnp.exp(p2 * log_mu - log_phi - lp2)
+    pos = y > 0
+    log_y = jnp.log(jnp.where(pos, y, 1.0))
+    # y / gam = y / (phi (p-1) mu^(p-1))
+    y_over_gam = jnp.exp(log_y - log_phi - lp1 - p1 * log_mu)
+    return minus_lambda - jnp.where(pos, y_over_gam, 0.0)
+
+
+def _series_terms(y, log_phi, psi):
+    """The terms of log p(y) free of mu: log W(y, phi, p) - log y for y > 0, 0 at y = 0."""
+    pos = y > 0
+    log_y = jnp.log(jnp.where(pos, y, 1.0))
+    return jnp.where(pos, log_w(log_y, log_phi, psi) - log_y, 0.0)
+
+
 def tweedie_logpdf(y, log_mu, log_phi, psi):
     """Tweedie log density (y > 0) or log probability (y = 0), elementwise.
 
@@ -162,14 +185,7 @@ def tweedie_logpdf(y, log_mu, log_phi, psi):
         log p(y | mu, phi, p), the broadcast shape of the arguments.
     """
     y, log_mu, log_phi, psi = jnp.broadcast_arrays(*(jnp.asarray(a) for a in (y, log_mu, log_phi, psi)))
-    p1, p2, lp1, lp2, _ = _power_parts(psi)
-    minus_lambda = -jnp.exp(p2 * log_mu - log_phi - lp2)
-    pos = y > 0
-    log_y = jnp.log(jnp.where(pos, y, 1.0))
-    # y / gam = y / (phi (p-1) mu^(p-1))
-    y_over_gam = jnp.exp(log_y - log_phi - lp1 - p1 * log_mu)
-    positive = log_w(log_y, log_phi, psi) - y_over_gam - log_y
-    return minus_lambda + jnp.where(pos, positive, 0.0)
+    return _mean_terms(y, log_mu, log_phi, psi) + _series_terms(y, log_phi, psi)
 
 
 @dataclass(frozen=True, repr=False)
@@ -191,6 +207,13 @@ class Tweedie(Family):
 
     def loglik(self, y, eta, disp_eta, extra, size):
         return tweedie_logpdf(y, log_mu(self.link, eta), disp_eta, extra[0])
+
+    def loglik_eta(self, y, eta, disp_eta, extra, size):
+        # the series does not involve mu: the conditional-mode search skips it
+        return _mean_terms(y, log_mu(self.link, eta), disp_eta, extra[0])
+
+    def loglik_rest(self, y, disp_eta, extra, size):
+        return _series_terms(y, jnp.broadcast_to(disp_eta, jnp.shape(y)), extra[0])
 
     def variance(self, mu, disp_eta, extra, size=None):
         return jnp.exp(disp_eta) * mu ** self.power(extra)

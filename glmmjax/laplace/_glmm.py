@@ -26,6 +26,9 @@ tr(S^{-1} dS) (_blocked.logdet_H) rather than through the dense Cholesky factori
 Cost per objective evaluation: the Newton loop carries f, grad f and W of the current
 iterate, so an iteration is one factorization plus one likelihood evaluation, and a warm
 start that is already converged (the usual case late in the outer optimization) costs none.
+The mode search evaluates only the terms of the log-density that involve eta
+(``Family.loglik_eta``); the rest (``Family.loglik_rest``, tweedie's series) enters the
+objective once.
 """
 from __future__ import annotations
 
@@ -42,23 +45,36 @@ MAX_NEWTON = 100
 MAX_HALVINGS = 30
 
 
-def loglik_terms(spec: ModelSpec, data: ModelData, eta, prm: Params):
+def _disp_eta(spec: ModelSpec, data: ModelData, prm: Params):
+    return data.Xd @ prm.betad if spec.pd else jnp.zeros_like(data.y)
+
+
+def loglik_rest(spec: ModelSpec, data: ModelData, prm: Params):
+    """sum_i w_i (loglik - loglik_eta)_i: the part of the log-likelihood free of the
+    predictors (Family.loglik_rest), 0 for most families."""
+    rest = spec.family.loglik_rest(data.y, _disp_eta(spec, data, prm), prm.extra, data.size)
+    return 0.0 if rest is None else jnp.sum(data.weights * rest)
+
+
+def loglik_terms(spec: ModelSpec, data: ModelData, eta, prm: Params, eta_only: bool = False):
     """Per-observation weighted log-likelihood and its first two derivatives in the predictors.
 
     ``eta`` is the conditional linear predictor (n,), or, when the zero-inflation model has
     random effects (``spec.layout.npred == 2``), the pair (eta, zi_eta). Returns (ll, d1, d2):
     for one predictor d1, d2 are (n,); for two, d1 is the pair of first derivatives and d2
-    the (n, 2, 2) Hessian over (eta, zi_eta).
+    the (n, 2, 2) Hessian over (eta, zi_eta). ``eta_only``: ll without the family's terms
+    free of eta (``loglik_rest``; the derivatives are the same).
     """
     fam = spec.family
     if isinstance(eta, tuple):
         eta, zi_eta = eta
     else:
         zi_eta = data.Xzi @ prm.betazi if spec.pz else None
-    disp_eta = data.Xd @ prm.betad if spec.pd else jnp.zeros_like(eta)
+    disp_eta = _disp_eta(spec, data, prm)
+    density = fam.loglik_eta if eta_only else fam.loglik
 
     def ll2(e, z):
-        lp = fam.loglik(data.y, e, disp_eta, prm.extra, data.size)
+        lp = density(data.y, e, disp_eta, prm.extra, data.size)
         if z is not None:
             lp = zero_inflated_loglik(lp, data.y, z)
         return data.weights * lp
@@ -129,7 +145,7 @@ def _grad_u(spec: ModelSpec, data: ModelData, Zl, u, d1):
 
 def _state(spec, data, fixed, Zl, u, prm):
     """f (per group for one grouping factor, else total), grad f and the weights at u."""
-    ll, d1, d2 = loglik_terms(spec, data, _eta(spec, data, fixed, Zl, u), prm)
+    ll, d1, d2 = loglik_terms(spec, data, _eta(spec, data, fixed, Zl, u), prm, eta_only=True)
     if spec.nblocks == 1:
         f = -jax.ops.segment_sum(ll, data.codes[0], num_segments=spec.layout.nlevels[0]) + 0.5 * jnp.sum(u[0] ** 2, axis=1)
     else:
@@ -205,7 +221,7 @@ def conditional_mode(spec: ModelSpec, data: ModelData, prm: Params, u0, tol=1e-1
 
 def _newton_direction(spec, data, fixed, Zl, u, prm):
     """Exact Newton step -H(u)^{-1} grad f(u), differentiable in every argument."""
-    _, d1, d2 = loglik_terms(spec, data, _eta(spec, data, fixed, Zl, u), prm)
+    _, d1, d2 = loglik_terms(spec, data, _eta(spec, data, fixed, Zl, u), prm, eta_only=True)
     F = blk.factorize(spec.layout, Zl, data.codes, -d2)
     return blk.solve(spec.layout, F, tuple(-gb for gb in _grad_u(spec, data, Zl, u, d1)))
 
@@ -245,14 +261,14 @@ def laplace_nll(spec: ModelSpec, x, data: ModelData, u0, second_order: bool = Fa
         for _ in range(2):
             u = tuple(ub + sb for ub, sb in zip(u, _newton_direction(spec, data, fixed, Zl, u, prm)))
     else:
-        _, d1, d2 = loglik_terms(spec, data, _eta(spec, data, fixed, Zl, u), prm)
+        _, d1, d2 = loglik_terms(spec, data, _eta(spec, data, fixed, Zl, u), prm, eta_only=True)
         sg = jax.lax.stop_gradient
         F = blk.factorize(spec.layout, sg(Zl), data.codes, sg(-d2))
         step = blk.solve(spec.layout, F, tuple(-gb for gb in _grad_u(spec, data, Zl, u, d1)))
         u = tuple(ub + sb for ub, sb in zip(u, step))
     eta = _eta(spec, data, fixed, Zl, u)
-    ll, _, d2 = loglik_terms(spec, data, eta, prm)
-    nll = -jnp.sum(ll) + 0.5 * sum(jnp.sum(ub * ub) for ub in u) + 0.5 * blk.logdet_H(spec.layout, Zl, data.codes, -d2)
+    ll, _, d2 = loglik_terms(spec, data, eta, prm, eta_only=True)
+    nll = -jnp.sum(ll) - loglik_rest(spec, data, prm) + 0.5 * sum(jnp.sum(ub * ub) for ub in u) + 0.5 * blk.logdet_H(spec.layout, Zl, data.codes, -d2)
     return nll, u_hat
 
 

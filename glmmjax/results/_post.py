@@ -74,7 +74,7 @@ def glmm_post(spec: ModelSpec, data: ModelData, x, u, hessian: str = "fd"):
     if isinstance(etas, tuple):
         out["zi_eta"] = etas[1]
     if spec.nblocks:
-        _, _, d2 = loglik_terms(spec, data, etas, prm)
+        _, _, d2 = loglik_terms(spec, data, etas, prm, eta_only=True)
         F = blk.factorize(spec.layout, Zl, data.codes, -d2)
         out["b"], out["condvar"] = _modes_and_condvar(spec, Ls, u, F)
     else:
