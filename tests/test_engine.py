@@ -253,3 +253,22 @@ def test_lmm_prior_weights_scale_the_residual_variance():
     assert b.sigma == pytest.approx(np.sqrt(2) * a.sigma, rel=1e-7)
     np.testing.assert_allclose(b.varcorr.sd.values[:2], a.varcorr.sd.values[:2], rtol=1e-6)
     assert b.loglik == pytest.approx(a.loglik, abs=1e-8)
+
+
+@pytest.mark.parametrize("ref_id", ["exam_lmer_reml_int", "sleepstudy_lmer_reml_slope", "sleepstudy_lmer_ml_slope"])
+def test_lmm_crossproduct_objective_equals_the_explicit_one(reference_fit, ref_id):
+    """The optimizer's one-factor LMM objective (cross-products of Z, X, y computed once, r^2 by
+    cancelling y'Wy) equals the objective from explicit residuals, at and away from the fit."""
+    from glmmjax.laplace._lmm import crossproducts, lmm_objective, lmm_objective_crossproducts
+
+    _, fit, _ = reference_fit(ref_id)
+    spec, data = fit.model.spec, fit.model.data
+    cp = crossproducts(spec, data)
+    rng = np.random.default_rng(3)
+    for theta in [fit.x] + [fit.x * rng.uniform(0.3, 2.0, fit.x.size) + rng.normal(0, 0.1, fit.x.size) for _ in range(3)]:
+        theta = jax.numpy.asarray(theta)
+        explicit = float(lmm_objective(spec, theta, data))
+        assert float(lmm_objective_crossproducts(spec, theta, cp)) == pytest.approx(explicit, rel=1e-12)
+        g1 = np.asarray(jax.grad(lmm_objective_crossproducts, argnums=1)(spec, theta, cp))
+        g2 = np.asarray(jax.grad(lmm_objective, argnums=1)(spec, theta, data))
+        np.testing.assert_allclose(g1, g2, rtol=1e-8, atol=1e-9 * max(1.0, abs(explicit)))

@@ -727,3 +727,20 @@ def test_nbinom_large_dispersion_limits_against_mpmath():
         want = [nb2(v, np.exp(eta), np.exp(d)) for v in y]
         np.testing.assert_allclose(got_all[i], want, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(got1_all[i], want, rtol=1e-10, atol=1e-10)
+
+
+def test_polygamma_and_the_derivatives_of_lgamma_match_scipy():
+    """glmmjax's polygamma (recurrence + asymptotic series), reached by differentiating lgamma,
+    against scipy over x in [1e-8, 1e6], on both sides of the series' threshold x = 8."""
+    from glmmjax.families._special import digamma, lgamma, polygamma
+
+    x = np.concatenate([np.logspace(-8, 6, 300), np.linspace(0.5, 20, 300), [7.999999, 8.0, 8.000001]])
+    for n in range(1, 5):
+        np.testing.assert_allclose(np.asarray(polygamma(n, jnp.asarray(x))), sps.polygamma(n, x), rtol=3e-12)
+    np.testing.assert_allclose(np.asarray(lgamma(jnp.asarray(x))), sps.gammaln(x), rtol=1e-14, atol=1e-14)
+    d = lgamma
+    for n in range(5):           # d^(n+1) lgamma / dx^(n+1) = polygamma(n, x)
+        d = jax.grad(d)
+        for v in (0.3, 2.0, 7.9, 8.1, 50.0):
+            assert float(d(v)) == pytest.approx(float(sps.polygamma(n, v)), rel=3e-12)
+    assert float(jax.grad(digamma)(3.0)) == pytest.approx(float(sps.polygamma(1, 3.0)), rel=1e-14)

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.special as jsp
 import numpy as np
 
 from ._base import Family
 from ._checks import check_open_unit, natural
 from ._stable import float_dtype, log_mu_pair
+from ._special import lgamma
 
 __all__ = ["Beta"]
 
@@ -41,7 +41,7 @@ class Beta(Family):
         a = jnp.exp(log_mu + disp_eta)
         b = jnp.exp(log_1m + disp_eta)
         return (
-            jsp.gammaln(phi) - jsp.gammaln(a) - jsp.gammaln(b)
+            lgamma(phi) - lgamma(a) - lgamma(b)
             + (a - 1.0) * jnp.log(y) + (b - 1.0) * jnp.log1p(-y)
         )
 

@@ -34,6 +34,7 @@ from ._base import Family
 from ._binomial import Binomial
 from ._checks import natural
 from ._stable import float_dtype, lgamma_diff, log_mu_pair
+from ._special import digamma
 
 __all__ = ["BetaBinomial"]
 
@@ -48,8 +49,8 @@ def _lgamma_ratio(y, a):
 def _lgamma_ratio_jvp(primals, tangents):
     y, a = primals
     ty, ta = tangents
-    dya = jsp.digamma(y + a)
-    return _lgamma_ratio(y, a), (dya - jsp.digamma(a)) * ta + dya * ty
+    dya = digamma(y + a)
+    return _lgamma_ratio(y, a), (dya - digamma(a)) * ta + dya * ty
 
 
 @dataclass(frozen=True, repr=False)

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.special as jsp
 import numpy as np
 
 from ._base import Family
 from ._checks import check_positive, natural
 from ._stable import float_dtype
+from ._special import lgamma
 
 __all__ = ["Gamma"]
 
@@ -49,7 +49,7 @@ class Gamma(Family):
         log_k = disp_eta
         k = jnp.exp(log_k)
         lmu, ratio = self._log_mu_and_ratio(y, eta)
-        return k * (log_k - lmu - ratio) - jsp.gammaln(k) + (k - 1.0) * jnp.log(y)
+        return k * (log_k - lmu - ratio) - lgamma(k) + (k - 1.0) * jnp.log(y)
 
     def variance(self, mu, disp_eta, extra, size=None):
         return mu * mu * jnp.exp(-disp_eta)

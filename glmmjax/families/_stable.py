@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
 
+from ._special import lgamma
+
 _LOG2 = 0.6931471805599453
 
 
@@ -74,7 +76,7 @@ def lgamma_diff(y, a):
     big = a >= _STIRLING_MIN
     a_small = jnp.where(big, 1.0, a)
     a_big = jnp.where(big, a, _STIRLING_MIN)
-    direct = jsp.gammaln(y + a_small) - jsp.gammaln(a_small)
+    direct = lgamma(y + a_small) - lgamma(a_small)
     u = y / a_big
     l1p = jnp.log1p(u)
     stirling = (

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.special as jsp
 import numpy as np
 
 from ._base import Family, real_line_initial_mu
 from ._checks import check_finite, natural
 from ._stable import float_dtype
+from ._special import lgamma
 
 __all__ = ["StudentT"]
 
@@ -56,7 +56,7 @@ class StudentT(Family):
         df = jnp.exp(log_df)
         z = (y - mu) * jnp.exp(-disp_eta)
         return (
-            jsp.gammaln(0.5 * (df + 1.0)) - jsp.gammaln(0.5 * df) - 0.5 * log_df - _HALF_LOG_PI
+            lgamma(0.5 * (df + 1.0)) - lgamma(0.5 * df) - 0.5 * log_df - _HALF_LOG_PI
             - disp_eta - 0.5 * (df + 1.0) * jnp.log1p(z * z / df)
         )
 

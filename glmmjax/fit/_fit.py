@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ..laplace._glmm import laplace_nll, zero_modes
-from ..laplace._lmm import lmm_objective
+from ..laplace._lmm import crossproducts, lmm_objective, lmm_objective_crossproducts
 from ..laplace._spec import ModelData, ModelSpec
 from ._optimize import OptimizerOptions, OptResult, minimize
 
@@ -33,6 +33,9 @@ def with_glm_part(spec: ModelSpec, x, g):
 
 
 def _objective(spec: ModelSpec, data: ModelData):
+    if spec.profiled and spec.nblocks == 1 and data.y.dtype == jnp.float64:
+        cp = crossproducts(spec, data)     # once per fit, outside the optimizer's loop
+        return lambda x, aux: (lmm_objective_crossproducts(spec, x, cp), aux)
     if spec.profiled:
         return lambda x, aux: (lmm_objective(spec, x, data), aux)
     return lambda x, u: laplace_nll(spec, x, data, u)

@@ -15,6 +15,14 @@ The profiled deviances (lme4's) are
 and the objective returned is half of them, so that logLik = -objective (REML: lme4's
 REML log-likelihood, -REMLcrit / 2). The residual sum r^2 is computed from the explicit
 residuals, not by cancelling y'Wy, so it stays accurate in float32.
+
+One grouping factor, float64 (the optimizer's objective, ``lmm_objective_crossproducts``):
+with G_j = Z_j' W Z_j, Z_j' W X and Z_j' W y per level and X'WX, X'Wy, y'Wy computed once
+(``crossproducts``), an evaluation costs O(m k^2 p) instead of O(n k p): H's blocks are
+L' G_j L + I, and r^2 = y'Wy - |c_u|^2 - |c_beta|^2 (the solves' right-hand sides; lme4's
+and MixedModels.jl's identity), which cancels y'Wy: a relative rounding error of
+~eps y'Wy / r^2, negligible in float64 (the fitted results are computed by
+``lmm_solution`` from the explicit residuals).
 """
 from __future__ import annotations
 
@@ -24,7 +32,7 @@ import jax.numpy as jnp
 from . import _blocked as blk
 from ._spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
 
-__all__ = ["lmm_objective", "lmm_solution"]
+__all__ = ["lmm_objective", "lmm_solution", "crossproducts", "lmm_objective_crossproducts"]
 
 
 def _seg(z, c, m, v):
@@ -73,3 +81,43 @@ def lmm_objective(spec: ModelSpec, theta, data: ModelData):
     else:
         dev = ldH + n * (1.0 + jnp.log(2.0 * jnp.pi * s["pwrss"] / n))
     return 0.5 * (dev - sumlogw)
+
+
+def crossproducts(spec: ModelSpec, data: ModelData) -> dict:
+    """The products of Z, X and y (one grouping factor) that do not change with theta."""
+    w = data.weights
+    y = data.y - data.offset
+    X, Z, c = data.X, data.Z[0], data.codes[0]
+    m = spec.layout.nlevels[0]
+    wz = w[:, None] * Z
+    return dict(
+        G=jax.ops.segment_sum(wz[:, :, None] * Z[:, None, :], c, num_segments=m),   # (m, k, k)
+        ZX=jax.ops.segment_sum(wz[:, :, None] * X[:, None, :], c, num_segments=m),  # (m, k, p)
+        Zy=jax.ops.segment_sum(wz * y[:, None], c, num_segments=m),                 # (m, k)
+        XX=X.T @ (w[:, None] * X), Xy=X.T @ (w * y), yy=jnp.sum(w * y * y),
+        sumlogw=jnp.sum(jnp.log(w)), n=y.shape[0])
+
+
+def lmm_objective_crossproducts(spec: ModelSpec, theta, cp: dict):
+    """``lmm_objective`` for one grouping factor from ``crossproducts`` (module docstring)."""
+    (L,) = cholesky_factors(spec, Params.unpack(spec, theta).thetas)
+    k = L.shape[0]
+    A = jnp.einsum("ji,mjl,lk->mik", L, cp["G"], L) + jnp.eye(k, dtype=L.dtype)
+    LA = jnp.linalg.cholesky(A)
+    solve = jax.vmap(lambda l, b: jax.scipy.linalg.solve_triangular(l, b, lower=True))
+    cu = solve(LA, jnp.einsum("ji,mj->mi", L, cp["Zy"]))
+    RZX = solve(LA, jnp.einsum("ji,mjp->mip", L, cp["ZX"]))
+    XtWX = cp["XX"] - jnp.einsum("mkp,mkr->pr", RZX, RZX)
+    XtWy = cp["Xy"] - jnp.einsum("mkp,mk->p", RZX, cu)
+    LX = jnp.linalg.cholesky(XtWX)
+    cb = jax.scipy.linalg.solve_triangular(LX, XtWy, lower=True)
+    pwrss = cp["yy"] - jnp.sum(cu * cu) - jnp.sum(cb * cb)
+    ldH = 2.0 * jnp.sum(jnp.log(jnp.diagonal(LA, axis1=1, axis2=2)))
+    n, p = cp["n"], XtWX.shape[0]
+    if spec.reml:
+        nr = n - p
+        ldX = 2.0 * jnp.sum(jnp.log(jnp.diagonal(LX)))
+        dev = ldH + ldX + nr * (1.0 + jnp.log(2.0 * jnp.pi * pwrss / nr))
+    else:
+        dev = ldH + n * (1.0 + jnp.log(2.0 * jnp.pi * pwrss / n))
+    return 0.5 * (dev - cp["sumlogw"])
