@@ -13,8 +13,10 @@ glmmTMB's autodiff Laplace uses (lme4's glmer uses expected weights; they agree 
 canonical links).
 
 u* is found by a penalized Newton iteration with step halving (per group when there is one
-grouping factor, where f separates over groups; globally otherwise); its Hessian uses
-max(W, 0) so every step is a descent direction. The mode solve is not differentiated:
+grouping factor, where f separates over groups; globally otherwise); its Hessian is the
+exact one when positive definite and otherwise uses max(W, 0), so every step is a descent
+direction (clipping always made convergence linear wherever some W_i < 0, as at the zeros of
+a zero-inflated model: 7 Newton iterations per evaluation for a hurdle nbinom1 fit). The mode solve is not differentiated:
 from the converged, stop-gradient mode û one (or, for second derivatives, two) exact
 Newton steps u1 = û - H(û)^{-1} grad f(û) are taken inside the differentiated function.
 At û = u*, u1 = u* and du1/dtheta = -H^{-1} d^2 f / du dtheta, the implicit-function-theorem
@@ -156,8 +158,9 @@ def _state(spec, data, fixed, Zl, u, prm):
 def conditional_mode(spec: ModelSpec, data: ModelData, prm: Params, u0, tol=1e-10, gtol=1e-10):
     """u* = argmin f(u) by safeguarded Newton, starting at u0. Returns (u*, iterations).
 
-    Each iteration factorizes H with the clipped weights max(W, 0) (so the step is a
-    descent direction), tries the full step and halves it until f does not increase (per
+    Each iteration factorizes H with the exact weights W; when that H is not positive
+    definite (its Cholesky factorization fails) it refactorizes with the clipped weights
+    max(W, 0), so the step is always a descent direction. It tries the full step and halves it until f does not increase (per
     group when f separates over the levels of a single grouping factor). f, its gradient
     and W at the accepted point are carried to the next iteration, so an iteration costs
     one factorization and (when the full step is accepted) one evaluation of the
@@ -183,7 +186,11 @@ def conditional_mode(spec: ModelSpec, data: ModelData, prm: Params, u0, tol=1e-1
 
     def body(state):
         u, f0, g, w, it, _ = state
-        F = blk.factorize(spec.layout, Zl, data.codes, _clip_weights(w))
+        # the exact Hessian when it is positive definite (fast, quadratic convergence; with
+        # zero-inflation or overdispersion many W_i < 0 are usual), else the clipped one
+        F = blk.factorize(spec.layout, Zl, data.codes, w)
+        F = jax.lax.cond(jnp.isfinite(blk.logdet(F)), lambda: F,
+                         lambda: blk.factorize(spec.layout, Zl, data.codes, _clip_weights(w)))
         step = blk.solve(spec.layout, F, tuple(-gb for gb in g))
 
         def trial(alpha):
