@@ -20,7 +20,8 @@ and the asymptotic series at x >= 8,
 
 which (with the shift) is within 3e-12 relative of scipy's polygamma for n <= 4 and any
 x > 0 (tests/test_families.py). Arguments must be positive (every use in the families is:
-y + a, a, phi, shape, df > 0).
+y + a, a, phi, shape, df > 0); where |psi^(n)(x)| overflows (x < ~1e-154 for n = 1) it is
+the largest finite number.
 """
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ def _polygamma(n: int, x):
     xs = jnp.where(small, x + _SHIFT, x)
     shift = sum((x + j) ** -(n + 1) for j in range(_SHIFT))
     total = _asymptotic(n, xs) + jnp.where(small, math.factorial(n) * shift, 0.0)
+    # below x ~ 1e-154 (n = 1) x^-(n+1) overflows: the largest finite value instead, so
+    # that a Newton trial step into such a corner stays finite and is halved back
+    total = jnp.minimum(total, jnp.finfo(total.dtype).max)
     return total if n % 2 == 1 else -total
 
 
