@@ -21,7 +21,7 @@ import numpy as np
 from ._checks import check_counts
 from ._links import Link, get_link
 
-__all__ = ["Family", "CountFamily", "real_line_initial_mu"]
+__all__ = ["Family", "CountFamily", "real_line_initial_mu", "pearson_dispersion"]
 
 
 def real_line_initial_mu(y, link: str) -> np.ndarray:
@@ -35,6 +35,16 @@ def real_line_initial_mu(y, link: str) -> np.ndarray:
         tiny = max(1e-3 * np.mean(np.abs(y)), 1e-8) if y.size else 1.0
         return np.where(np.abs(y) < tiny, np.where(y < 0, -tiny, tiny), y)
     return y.copy()
+
+
+def pearson_dispersion(y, mu) -> float:
+    """mean((y - mu)^2 / mu) over the rows with mu > 0 (1.0 when none, or not finite): a
+    moment estimate of Var(y) / mu for count families' starting values (host side)."""
+    y = np.asarray(y, dtype=float)
+    mu = np.broadcast_to(np.asarray(mu, dtype=float), y.shape)
+    ok = mu > 0
+    phi = np.mean((y[ok] - mu[ok]) ** 2 / mu[ok]) if np.any(ok) else 1.0
+    return float(phi) if np.isfinite(phi) else 1.0
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ import jax.scipy.special as jsp
 import numpy as np
 from scipy.special import gammaln
 
-from ._base import CountFamily
+from ._base import CountFamily, pearson_dispersion
 from ._checks import natural
 from ._genpois import inversion_sample
 from ._stable import float_dtype, log_mu
@@ -625,13 +625,7 @@ class ConwayMaxwellPoisson(CountFamily):
 
     def initial_disp(self, y, mu, size=None) -> float:
         # moment estimate: Var(y) ~ mu phi (exact for phi = 1, close for large means)
-        y = np.asarray(y, dtype=float)
-        mu = np.broadcast_to(np.asarray(mu, dtype=float), y.shape)
-        ok = mu > 0
-        phi = np.mean((y[ok] - mu[ok]) ** 2 / mu[ok]) if np.any(ok) else 1.0
-        if not np.isfinite(phi):
-            phi = 1.0
-        return float(np.log(np.clip(phi, 0.05, 20.0)))
+        return float(np.log(np.clip(pearson_dispersion(y, mu), 0.05, 20.0)))
 
     def dispersion_parameters(self, disp_eta, extra) -> dict:
         return {"phi": natural(jnp.exp(jnp.asarray(disp_eta)))}

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp
 import numpy as np
 
-from ._base import CountFamily
+from ._base import CountFamily, pearson_dispersion
 from ._checks import natural
 from ._stable import float_dtype, log_mu
 
@@ -171,13 +171,7 @@ class GeneralizedPoisson(CountFamily):
     def initial_disp(self, y, mu, size=None) -> float:
         # moment estimate: E[(y - mu)^2 / mu] = phi, but not below 1 (the Poisson): with
         # phi < 1 counts far above their mean have no mass, and a start there could be -inf
-        y = np.asarray(y, dtype=float)
-        mu = np.broadcast_to(np.asarray(mu, dtype=float), y.shape)
-        ok = mu > 0
-        phi = np.mean((y[ok] - mu[ok]) ** 2 / mu[ok]) if np.any(ok) else 1.0
-        if not np.isfinite(phi):
-            phi = 1.0
-        return float(np.log(np.clip(phi, 1.0, 1e3)))
+        return float(np.log(np.clip(pearson_dispersion(y, mu), 1.0, 1e3)))
 
     def dispersion_parameters(self, disp_eta, extra) -> dict:
         return {"phi": natural(jnp.exp(jnp.asarray(disp_eta)))}
