@@ -345,7 +345,8 @@ class GLMM:
 
         opts = OptimizerOptions(method=method, gtol=gtol, maxiter=maxiter)
         x0 = self._start_vector(start)
-        res = fit_arrays(self.spec, opts, self.data, x0, glm_start=start is None)
+        res = fit_arrays(self.spec, opts, self.data, x0, glm_start=start is None,
+                         hessian=hessian == "fd" and method == "lbfgs" and not self.spec.profiled)
         return FitResult.from_optimum(self, res, opts, hessian=hessian)
 
     def _start_vector(self, start):

@@ -41,12 +41,14 @@ def _objective(spec: ModelSpec, data: ModelData):
     return lambda x, u: laplace_nll(spec, x, data, u)
 
 
-@partial(jax.jit, static_argnames=("spec", "opts", "glm_start"))
+@partial(jax.jit, static_argnames=("spec", "opts", "glm_start", "hessian"))
 def fit_arrays(spec: ModelSpec, opts: OptimizerOptions, data: ModelData, x0, glm_start: bool = True,
-               h0=None) -> OptResult:
-    """Fit one dataset. Returns the optimizer result (x, value, grad, modes, iterations).
+               h0=None, hessian: bool = False) -> OptResult:
+    """Fit one dataset. Returns the optimizer result (x, value, grad, modes, iterations, hess).
 
     ``h0``: optional initial inverse Hessian of the objective at x0 (optimizer coordinates).
+    ``hessian``: a GLMM fit also returns the central-difference Hessian at the optimum,
+    computed in the optimizer's loop (method "lbfgs"; see _lbfgs.lbfgs).
     """
     if spec.profiled:
         return minimize(_objective(spec, data), x0, (), opts, h0)
@@ -54,4 +56,4 @@ def fit_arrays(spec: ModelSpec, opts: OptimizerOptions, data: ModelData, x0, glm
         glm = spec.without_random()
         rg = minimize(_objective(glm, data), glm_part(spec, x0), (), opts)
         x0 = with_glm_part(spec, x0, rg.x)
-    return minimize(_objective(spec, data), x0, zero_modes(spec, x0.dtype), opts, h0)
+    return minimize(_objective(spec, data), x0, zero_modes(spec, x0.dtype), opts, h0, hessian)

@@ -60,13 +60,26 @@ def _two_loop(g, S, Y, rho, h0=None):
     return r
 
 
-def lbfgs(fun, x0, aux0, *, gtol, ftol, maxiter, memory, h0=None):
-    """Minimize ``fun(x, aux) -> (value, aux')``; returns (x, f, g, aux, iterations).
+def fd_steps(x):
+    """Step sizes of the central-difference Hessian at x: 1e-4 max(1, |x_i|) in float64,
+    1e-2 max(1, |x_i|) in float32 (the gradient is exact, so the error is O(h^2))."""
+    return (1e-4 if x.dtype == jnp.float64 else 1e-2) * jnp.maximum(1.0, jnp.abs(x))
+
+
+def lbfgs(fun, x0, aux0, *, gtol, ftol, maxiter, memory, h0=None, hessian=False):
+    """Minimize ``fun(x, aux) -> (value, aux')``; returns (x, f, g, aux, iterations, H).
 
     ``h0``: an initial inverse-Hessian (d, d), e.g. from a fit of similar data (refits of
     simulated or resampled responses start at the fit, where its Hessian is known); the
     first step is then a Newton step and the updates refine that metric instead of a
     scaled identity.
+
+    ``hessian``: after the optimizer stops, the same loop goes on for 2d evaluations of the
+    gradient at x +- h_i e_i (``fd_steps``; aux the final one, i.e. the converged modes) and
+    H is their central-difference Hessian (symmetrized); else H is None. Evaluating them in
+    the optimizer's own loop keeps the objective's gradient traced once: a separate
+    compiled Hessian pass would compile the Laplace gradient a second time (for nbinom1 on
+    Arabidopsis 6.3 s of a 13.6 s first fit).
     """
     vg = jax.value_and_grad(fun, has_aux=True)
     d = x0.shape[0]
@@ -74,7 +87,9 @@ def lbfgs(fun, x0, aux0, *, gtol, ftol, maxiter, memory, h0=None):
     m = memory
     inf = jnp.asarray(jnp.inf, dt)
 
-    def line_search(x, f, g, aux, direction, t0, first):
+    nh = 2 * d if hessian else 0
+
+    def line_search(x, f, g, aux, direction, t0, first, post):
         slope = jnp.dot(g, direction)
         # Armijo up to rounding: near the optimum f cannot decrease by C1 t slope in floating
         # point, and a strict test would backtrack to MAX_BACKTRACK before giving up.
@@ -82,7 +97,7 @@ def lbfgs(fun, x0, aux0, *, gtol, ftol, maxiter, memory, h0=None):
 
         def cond(s):
             t, fn, gn, auxn, k, ok = s
-            return ~ok & (k < MAX_BACKTRACK)
+            return ~ok & (k < jnp.where(post, 1, MAX_BACKTRACK))   # a Hessian point: one try
 
         def body(s):
             t, _, _, _, k, _ = s
@@ -99,11 +114,12 @@ def lbfgs(fun, x0, aux0, *, gtol, ftol, maxiter, memory, h0=None):
         return jax.lax.while_loop(cond, body, init)
 
     def cond(c):
-        x, f, g, aux, S, Y, rho, it, stall, stop = c
-        return ~stop & (it <= maxiter)
+        x, f, g, aux, S, Y, rho, it, stall, stop, j, G = c
+        return (~stop & (it <= maxiter)) | ((stop | (it > maxiter)) & (j < nh))
 
     def body(c):
-        x, f, g, aux, S, Y, rho, it, stall, stop = c
+        x, f, g, aux, S, Y, rho, it, stall, stop, j, G = c
+        post = stop | (it > maxiter)          # the optimizer is done: a Hessian point
         first = it == 0
         direction = jnp.where(first, jnp.zeros_like(g), -_two_loop(g, S, Y, rho, h0))
         descent = jnp.dot(direction, g) < 0
@@ -111,7 +127,17 @@ def lbfgs(fun, x0, aux0, *, gtol, ftol, maxiter, memory, h0=None):
         nrm = jnp.max(jnp.abs(direction))
         cap = jnp.where(rho[-1] > 0, MAX_STEP, FIRST_STEP) if h0 is None else MAX_STEP
         t0 = jnp.where(nrm > cap, cap / jnp.where(nrm > 0, nrm, 1.0), 1.0)
-        t, fn, gn, auxn, _, ok = line_search(x, f, g, aux, direction, t0, first)
+        if hessian:
+            i = j % d
+            sign = jnp.where(j < d, 1.0, -1.0).astype(dt)
+            step = jnp.zeros_like(x).at[i].set(sign * fd_steps(x)[i])
+            direction = jnp.where(post, step, direction)
+            t0 = jnp.where(post, 1.0, t0).astype(dt)
+        t, fn, gn, auxn, _, ok = line_search(x, f, g, aux, direction, t0, first | post, post)
+        if hessian:
+            G = jnp.where(post, G.at[jnp.minimum(j, nh - 1)].set(gn), G)
+            j = j + post
+            ok = ok & ~post                   # the iterate itself stays where it is
         xn = x + t * direction
         s, y = xn - x, gn - g
         sy = jnp.dot(s, y)
@@ -122,10 +148,15 @@ def lbfgs(fun, x0, aux0, *, gtol, ftol, maxiter, memory, h0=None):
         small = ok & ~first & (f - fn <= ftol * (1.0 + jnp.abs(fn)))
         stall = jnp.where(small, stall + 1, 0)
         x, f, g, aux = jax.tree.map(lambda a, b: jnp.where(ok, a, b), (xn, fn, gn, auxn), (x, f, g, aux))
-        stop = ~ok | (jnp.max(jnp.abs(g)) <= gtol) | (stall >= MAX_STALL)
-        return x, f, g, aux, S, Y, rho, it + 1, stall, stop
+        stop = post | ~ok | (jnp.max(jnp.abs(g)) <= gtol) | (stall >= MAX_STALL)
+        return x, f, g, aux, S, Y, rho, jnp.where(post, it, it + 1), stall, stop, j, G
 
     init = (x0, inf, jnp.zeros_like(x0), aux0, jnp.zeros((m, d), dt), jnp.zeros((m, d), dt),
-            jnp.zeros((m,), dt), jnp.asarray(0), jnp.asarray(0), jnp.asarray(False))
-    x, f, g, aux, _, _, _, it, _, _ = jax.lax.while_loop(cond, body, init)
-    return x, f, g, aux, jnp.maximum(it - 1, 0)
+            jnp.zeros((m,), dt), jnp.asarray(0), jnp.asarray(0), jnp.asarray(False), jnp.asarray(0),
+            jnp.zeros((nh, d), dt))
+    x, f, g, aux, _, _, _, it, _, _, _, G = jax.lax.while_loop(cond, body, init)
+    H = None
+    if hessian:
+        H = (G[:d] - G[d:]) / (2.0 * fd_steps(x)[:, None])
+        H = 0.5 * (H + H.T)
+    return x, f, g, aux, jnp.maximum(it - 1, 0), H

@@ -59,9 +59,10 @@ class OptResult(NamedTuple):
     grad: jax.Array
     aux: object
     iterations: jax.Array
+    hess: jax.Array | None = None   # central-difference Hessian at x (minimize(hessian=True), "lbfgs")
 
 
-def _lbfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None) -> OptResult:
+def _lbfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False) -> OptResult:
     import optax  # imported on use: the default optimizer does not need it
 
     opt = optax.lbfgs(memory_size=opts.memory, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=40))
@@ -88,7 +89,7 @@ def _lbfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None) -> OptResult:
     return OptResult(x, v, g, aux, it)
 
 
-def _bfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None) -> OptResult:
+def _bfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False) -> OptResult:
     import optimistix as optx  # imported on use: the default optimizer does not need it
 
     solver = optx.BFGS(rtol=opts.ftol, atol=opts.gtol)
@@ -97,18 +98,20 @@ def _bfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None) -> OptResult:
     return OptResult(sol.value, v, g, aux, sol.stats["num_steps"])
 
 
-def _own_lbfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None) -> OptResult:
-    x, f, g, aux, it = lbfgs(fun, x0, aux0, gtol=opts.gtol, ftol=opts.ftol, maxiter=opts.maxiter, memory=opts.memory,
-                             h0=h0)
-    return OptResult(x, f, g, aux, it)
+def _own_lbfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False) -> OptResult:
+    x, f, g, aux, it, H = lbfgs(fun, x0, aux0, gtol=opts.gtol, ftol=opts.ftol, maxiter=opts.maxiter,
+                                memory=opts.memory, h0=h0, hessian=hessian)
+    return OptResult(x, f, g, aux, it, H)
 
 
 _METHODS = {"lbfgs": _own_lbfgs, "optax-lbfgs": _lbfgs, "bfgs": _bfgs}
 
 
-def minimize(fun, x0, aux0, opts: OptimizerOptions, h0=None) -> OptResult:
+def minimize(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False) -> OptResult:
     """Minimize ``fun(x, aux) -> (value, aux)`` from ``x0``.
 
     ``h0`` (d, d): an initial inverse Hessian, used by "lbfgs" (the others ignore it).
+    ``hessian``: "lbfgs" also returns the central-difference Hessian at the optimum
+    (``OptResult.hess``, see _lbfgs.lbfgs); the others return None.
     """
-    return _METHODS[opts.method](fun, x0, aux0, opts, h0)
+    return _METHODS[opts.method](fun, x0, aux0, opts, h0, hessian)

@@ -10,8 +10,11 @@ is, by the ``hessian`` argument:
   is how glmmTMB's standard errors are made (TMB's sdreport differentiates the autodiff
   gradient numerically, with optimHess). Truncation error ~h^2 relative, rounding ~1e-12/h
   (the mode's tolerance), so ~1e-8 in float64: standard errors agree with the exact
-  Hessian's to ~1e-7 (tests/test_engine.py). It costs 2 p gradient evaluations and
-  compiles the gradient once.
+  Hessian's to ~1e-7 (tests/test_engine.py). It costs 2 p gradient evaluations. With the
+  default optimizer ("lbfgs") they are made by the optimizer's own loop after it stops
+  (fit_arrays(..., hessian=True), see fit/_lbfgs.py) and passed in as ``hess``, so that
+  the gradient is compiled once per model: a pass of its own here compiled it a second
+  time, ~45% of a GLMM's first-fit time (nbinom1 on Arabidopsis: 6.3 of 13.6 s).
 * "autodiff": jax.jacfwd of jax.grad of the objective with two implicit Newton steps,
   which makes the second derivatives exact. It differentiates the family's log-density
   four times in the linear predictor, which for families with lgamma terms (nbinom1, say)
@@ -31,6 +34,7 @@ from ..laplace import _blocked as blk
 from ..laplace._glmm import _eta, _fixed, laplace_nll, loglik_terms
 from ..laplace._lmm import lmm_objective, lmm_solution
 from ..laplace._spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
+from ..fit._lbfgs import fd_steps
 
 __all__ = ["glmm_post", "lmm_post"]
 
@@ -49,7 +53,7 @@ def _fd_hessian(spec: ModelSpec, data: ModelData, x, u):
     """(Hessian by central differences of the exact gradient, gradient at x); module docstring."""
     grad = jax.grad(lambda z: laplace_nll(spec, z, data, u), has_aux=True)
     p = x.shape[0]
-    h = (1e-4 if x.dtype == jnp.float64 else 1e-2) * jnp.maximum(1.0, jnp.abs(x))
+    h = fd_steps(x)
     steps = jnp.eye(p, dtype=x.dtype) * h[:, None]
     G = jax.lax.map(lambda d: grad(x + d)[0], jnp.concatenate([steps, -steps, jnp.zeros((1, p), x.dtype)]))
     H = (G[:p] - G[p:2 * p]) / (2.0 * h[:, None])
@@ -57,10 +61,13 @@ def _fd_hessian(spec: ModelSpec, data: ModelData, x, u):
 
 
 @partial(jax.jit, static_argnames=("spec", "hessian"))
-def glmm_post(spec: ModelSpec, data: ModelData, x, u, hessian: str = "fd"):
+def glmm_post(spec: ModelSpec, data: ModelData, x, u, hessian: str = "fd", hess=None, grad=None):
     """``u`` is the converged mode at ``x`` (the optimizer's final warm-start state);
-    ``hessian``: "fd" or "autodiff" (module docstring)."""
-    if hessian == "fd":
+    ``hessian``: "fd" or "autodiff" (module docstring); ``hess``, ``grad``: the "fd"
+    Hessian and the gradient at x when the optimizer computed them."""
+    if hess is not None:
+        pass
+    elif hessian == "fd":
         hess, grad = _fd_hessian(spec, data, x, u)
     else:
         obj2 = lambda z: laplace_nll(spec, z, data, u, second_order=True)[0]

@@ -75,7 +75,8 @@ class FitResult:
             disp = None
             extra = np.zeros(0)
         else:
-            post = glmm_post(spec, model.data, x, res.aux, hessian=hessian)
+            given = {} if res.hess is None else dict(hess=res.hess, grad=res.grad)
+            post = glmm_post(spec, model.data, x, res.aux, hessian=hessian, **given)
             x = model.to_external(_np(x))
             prm = Params.unpack(spec, x)
             beta = _np(prm.beta)
