@@ -23,7 +23,7 @@ import numpy as np
 
 from ._base import Family
 from ._checks import check_finite
-from ._stable import float_dtype, log_mu_pair
+from ._stable import float_dtype, log_mu_pair, softplus
 
 __all__ = ["Binomial"]
 
@@ -40,7 +40,7 @@ class Binomial(Family):
         n = 1.0 if size is None else size
         lchoose = jsp.gammaln(n + 1.0) - jsp.gammaln(y + 1.0) - jsp.gammaln(n - y + 1.0)
         if self.link.name == "logit":
-            return lchoose + y * eta - n * jax.nn.softplus(eta)
+            return lchoose + y * eta - n * softplus(eta)
         log_mu, log_1m = log_mu_pair(self.link, eta)
         return lchoose + y * log_mu + (n - y) * log_1m
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ._base import Family
 from ._checks import check_positive, natural
-from ._stable import float_dtype, log_mu
+from ._stable import float_dtype, log_mu, softplus
 
 __all__ = ["Lognormal"]
 
@@ -44,7 +44,7 @@ class Lognormal(Family):
     def _log_scale(self, eta, disp_eta):
         """(m, s2): mean and variance of log(y)."""
         lmu = log_mu(self.link, eta)
-        s2 = jax.nn.softplus(2.0 * (disp_eta - lmu))
+        s2 = softplus(2.0 * (disp_eta - lmu))
         return lmu - 0.5 * s2, s2
 
     def loglik(self, y, eta, disp_eta, extra, size):

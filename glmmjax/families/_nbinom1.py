@@ -23,7 +23,7 @@ import numpy as np
 
 from ._base import CountFamily
 from ._checks import natural
-from ._stable import float_dtype, gamma_poisson, lgamma_diff, log_mu
+from ._stable import float_dtype, gamma_poisson, lgamma_diff, log_mu, softplus
 
 __all__ = ["NegativeBinomial1"]
 
@@ -41,8 +41,8 @@ class NegativeBinomial1(CountFamily):
         n = jnp.exp(lmu - disp_eta)
         return (
             lgamma_diff(y, n) - jsp.gammaln(y + 1.0)
-            - n * jax.nn.softplus(disp_eta)
-            - y * jax.nn.softplus(-disp_eta)
+            - n * softplus(disp_eta)
+            - y * softplus(-disp_eta)
         )
 
     def variance(self, mu, disp_eta, extra, size=None):

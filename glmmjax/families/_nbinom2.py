@@ -25,7 +25,7 @@ import numpy as np
 
 from ._base import CountFamily
 from ._checks import natural
-from ._stable import float_dtype, gamma_poisson, lgamma_diff, log_mu
+from ._stable import float_dtype, gamma_poisson, lgamma_diff, log_mu, softplus
 
 __all__ = ["NegativeBinomial2", "NBinom2"]
 
@@ -44,8 +44,8 @@ class NegativeBinomial2(CountFamily):
         theta = jnp.exp(log_theta)
         return (
             lgamma_diff(y, theta) - jsp.gammaln(y + 1.0)
-            - theta * jax.nn.softplus(lmu - log_theta)
-            - y * jax.nn.softplus(log_theta - lmu)
+            - theta * softplus(lmu - log_theta)
+            - y * softplus(log_theta - lmu)
         )
 
     def variance(self, mu, disp_eta, extra, size=None):

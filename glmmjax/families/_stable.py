@@ -4,8 +4,15 @@
 computed directly from eta so that neither term underflows to log(0) in the tails.
 ``log1mexp(a)`` is log(1 - exp(a)) for a < 0 (Maechler's two-branch form); both branches are
 fed clipped inputs so the unselected branch never produces inf/NaN gradients.
+``softplus(x)`` = log(1 + e^x) with derivative the logistic function (an XLA primitive whose
+own derivative is s (1 - s)): jax.nn.softplus goes through logaddexp's derivative rule,
+which at the third and fourth order that the Laplace gradient takes nests into hundreds
+of operations per use (compile time of a zero-inflated nbinom2 objective 4.8 s -> 3.7 s).
 """
 from __future__ import annotations
+
+import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +21,18 @@ import jax.scipy.special as jsp
 from ._special import lgamma
 
 _LOG2 = 0.6931471805599453
+
+
+@jax.custom_jvp
+def softplus(x):
+    """log(1 + exp(x)), stable for any x; derivative logistic(x)."""
+    return jnp.maximum(x, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+
+
+@softplus.defjvp
+def _softplus_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    return softplus(x), jax.lax.logistic(x) * dx
 
 
 def log1mexp(a):
@@ -28,7 +47,7 @@ def log_mu_pair(link, eta):
     """(log mu, log(1-mu)) for a probability link, stable in both tails."""
     name = link.name
     if name == "logit":
-        return -jax.nn.softplus(-eta), -jax.nn.softplus(eta)
+        return -softplus(-eta), -softplus(eta)
     if name == "probit":
         return jsp.log_ndtr(eta), jsp.log_ndtr(-eta)
     if name == "cloglog":
@@ -57,11 +76,37 @@ def float_dtype(x):
 _STIRLING_MIN = 50.0
 
 
+# lgamma(x) - [(x - 1/2) log x - x + log(2 pi)/2] ~ sum_j A_j x^-(2j+1), j = 0..3
+_STIRLING_COEFS = (1.0 / 12.0, -1.0 / 360.0, 1.0 / 1260.0, -1.0 / 1680.0)
+
+
 def _stirling_err(x):
     """lgamma(x) - [(x - 1/2) log x - x + log(2 pi)/2] for x >= 50 (asymptotic series)."""
+    return _stirling_err_derivative(0, x)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _stirling_err_derivative(k: int, x):
+    """d^k/dx^k of ``_stirling_err`` for x >= 50: sum_j A_j (-1)^k (m_j)_k x^-(m_j + k), m_j =
+    2j + 1, by Horner in x^-2. Each derivative is its own short series (custom_jvp), so the
+    third and fourth derivatives that the Laplace gradient takes stay a few operations
+    instead of the nested product rule of the series."""
+    coefs = []
+    for j, a in enumerate(_STIRLING_COEFS):
+        m = 2 * j + 1
+        coefs.append(a * (-1) ** k * math.prod(range(m, m + k)))
     r = 1.0 / x
     r2 = r * r
-    return r * (1.0 / 12.0 - r2 * (1.0 / 360.0 - r2 * (1.0 / 1260.0 - r2 / 1680.0)))
+    acc = coefs[-1]
+    for c in reversed(coefs[:-1]):
+        acc = c + r2 * acc
+    return r ** (k + 1) * acc
+
+
+@_stirling_err_derivative.defjvp
+def _stirling_err_derivative_jvp(k, primals, tangents):
+    (x,), (dx,) = primals, tangents
+    return _stirling_err_derivative(k, x), _stirling_err_derivative(k + 1, x) * dx
 
 
 def lgamma_diff(y, a):

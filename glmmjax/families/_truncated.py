@@ -53,7 +53,7 @@ import numpy as np
 from ._nbinom1 import NegativeBinomial1
 from ._nbinom2 import NegativeBinomial2
 from ._poisson import Poisson
-from ._stable import float_dtype, log1mexp, log_mu
+from ._stable import float_dtype, log1mexp, log_mu, softplus
 
 __all__ = ["TruncatedPoisson", "TruncatedNBinom1", "TruncatedNBinom2"]
 
@@ -150,7 +150,7 @@ class TruncatedNBinom2(_Truncated, NegativeBinomial2):
     name = "truncated_nbinom2"
 
     def log_f0(self, eta, disp_eta):
-        return -jnp.exp(disp_eta) * jax.nn.softplus(log_mu(self.link, eta) - disp_eta)
+        return -jnp.exp(disp_eta) * softplus(log_mu(self.link, eta) - disp_eta)
 
     def variance(self, mu, disp_eta, extra, size=None):
         theta = jnp.exp(disp_eta)
@@ -170,7 +170,7 @@ class TruncatedNBinom1(_Truncated, NegativeBinomial1):
     name = "truncated_nbinom1"
 
     def log_f0(self, eta, disp_eta):
-        return -jnp.exp(log_mu(self.link, eta) - disp_eta) * jax.nn.softplus(disp_eta)
+        return -jnp.exp(log_mu(self.link, eta) - disp_eta) * softplus(disp_eta)
 
     def variance(self, mu, disp_eta, extra, size=None):
         phi = jnp.exp(disp_eta)
