@@ -33,7 +33,7 @@ def test_autodiff_gradient_matches_finite_differences(reference_fit, ref_id):
     np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-6 * max(1.0, abs(float(obj(x)))) * 1e-2)
 
 
-@pytest.mark.parametrize("ref_id", ["grouseticks_glmer_pois_loc_index", "arabidopsis_tmb_nb2"])
+@pytest.mark.parametrize("ref_id", ["arabidopsis_tmb_nb2"])
 def test_difference_hessian_matches_the_exact_hessian(reference_fit, ref_id):
     """The fit's Hessian (default: central differences of the exact gradient, made in the
     optimizer's loop) against jax.hessian of the objective with two implicit Newton steps
@@ -269,12 +269,13 @@ def test_lmm_crossproduct_objective_equals_the_explicit_one(reference_fit, ref_i
 
     _, fit, _ = reference_fit(ref_id)
     spec, data = fit.model.spec, fit.model.data
-    cp = crossproducts(spec, data)
+    cp = jax.jit(crossproducts, static_argnums=0)(spec, data)
+    by_cp = jax.jit(jax.value_and_grad(lmm_objective_crossproducts, argnums=1), static_argnums=0)
+    by_resid = jax.jit(jax.value_and_grad(lmm_objective, argnums=1), static_argnums=0)
     rng = np.random.default_rng(3)
     for theta in [fit.x] + [fit.x * rng.uniform(0.3, 2.0, fit.x.size) + rng.normal(0, 0.1, fit.x.size) for _ in range(3)]:
         theta = jax.numpy.asarray(theta)
-        explicit = float(lmm_objective(spec, theta, data))
-        assert float(lmm_objective_crossproducts(spec, theta, cp)) == pytest.approx(explicit, rel=1e-12)
-        g1 = np.asarray(jax.grad(lmm_objective_crossproducts, argnums=1)(spec, theta, cp))
-        g2 = np.asarray(jax.grad(lmm_objective, argnums=1)(spec, theta, data))
-        np.testing.assert_allclose(g1, g2, rtol=1e-8, atol=1e-9 * max(1.0, abs(explicit)))
+        (v1, g1), (explicit, g2) = by_cp(spec, theta, cp), by_resid(spec, theta, data)
+        explicit = float(explicit)
+        assert float(v1) == pytest.approx(explicit, rel=1e-12)
+        np.testing.assert_allclose(np.asarray(g1), np.asarray(g2), rtol=1e-8, atol=1e-9 * max(1.0, abs(explicit)))
