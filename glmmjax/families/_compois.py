@@ -72,7 +72,6 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
 import numpy as np
-from scipy.special import gammaln
 
 from ._base import CountFamily, pearson_dispersion
 from ._checks import natural
@@ -87,7 +86,8 @@ DEFAULT_TERMS = 512
 
 
 _LOG_FACTORIAL_TABLE = 4096
-_LOG_FACTORIALS = gammaln(np.arange(1.0, _LOG_FACTORIAL_TABLE + 1.0))     # log(j!), j < 4096
+# log(j!), j < 4096, by libm's lgamma (scipy.special is not imported with glmmjax: 0.25 s)
+_LOG_FACTORIALS = np.array([math.lgamma(j + 1.0) for j in range(_LOG_FACTORIAL_TABLE)])
 
 
 def _log_factorial(j):
