@@ -199,3 +199,28 @@ def test_fixed_matrix_on_design_rows(toy):
     X, names, info = fixed_matrix("~ f", toy, design.rows)
     assert names == ("(Intercept)", "fb", "fc") and X.shape == (58, 3)
     assert np.allclose(info.build(toy.loc[design.rows]), X)
+
+
+def test_design_cache_keeps_designs_apart():
+    """patsy's design is cached per formula code and column types (design._matrix._DESIGNS):
+    a second data set with other factor levels or other numeric values gets its own columns,
+    and a stateful transform (scale) is never served from the cache."""
+    from glmmjax.design import _matrix
+
+    data = datasets.load("grouseticks")
+    formula = "TICKS ~ YEAR + log(HEIGHT) + scale(HEIGHT) + (1 | LOCATION)"
+    first = make_design(formula, data)
+    two_years = data[data.YEAR.astype(str) != "95"].copy()
+    two_years["YEAR"] = two_years.YEAR.astype(str)           # levels 96, 97 only
+    shifted = data.assign(HEIGHT=data.HEIGHT + 100.0)
+    cached = [make_design(formula, d) for d in (two_years, shifted)]
+    _matrix._DESIGNS.clear()
+    fresh = [make_design(formula, d) for d in (two_years, shifted)]
+    for c, f in zip(cached, fresh):
+        assert c.fixed_names == f.fixed_names
+        np.testing.assert_array_equal(c.X, f.X)
+    assert cached[0].fixed_names == ("(Intercept)", "YEAR97", "log(HEIGHT)", "scale(HEIGHT)")
+    assert first.fixed_names == ("(Intercept)", "YEAR96", "YEAR97", "log(HEIGHT)", "scale(HEIGHT)")
+    # scale() centred on each data set: the shifted heights give the same scaled column
+    np.testing.assert_allclose(cached[1].X[:, 4], first.X[:, 4], atol=1e-12)
+    np.testing.assert_allclose(cached[1].X[:, 3], np.log(data.HEIGHT.to_numpy() + 100.0))
