@@ -152,8 +152,8 @@ def build_matrix(node: Node, data: pd.DataFrame, contrasts=None, *,
 
 # patsy's design (terms, codings, column layout) per formula code and column types: a model
 # refitted to new responses, a bootstrap or a simulation study builds the same design again,
-# and patsy's design_matrix_builders was about half of building a model (Arabidopsis,
-# sleepstudy: 6-8 ms a model). Only stateless code is cached: a stateful transform (scale,
+# and patsy's design_matrix_builders is a large part of building a small model. Only
+# stateless code is cached: a stateful transform (scale,
 # center, standardize) memorizes the data it was built on.
 _DESIGNS: dict = {}
 _DESIGN_CACHE_SIZE = 256
@@ -164,8 +164,7 @@ def _design_key(code: str, prepared: pd.DataFrame, used, levels: dict):
     """The cache key of a design, or None when the code has a stateful transform."""
     if _STATEFUL.search(code):
         return None
-    kinds = tuple((name, ("factor", tuple(levels[name])) if name in levels
-                   else ("column", prepared[name].dtype.str, np.ndim(prepared[name].to_numpy())))
+    kinds = tuple((name, ("factor", tuple(levels[name])) if name in levels else ("column", prepared[name].dtype.str))
                   for name in used)
     return code, kinds
 

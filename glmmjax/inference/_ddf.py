@@ -113,11 +113,10 @@ def _satterthwaite_pieces(spec, data, varpar, reml):
     extrapolated central differences of the exact autodiff gradient and of C,
     (4 D(h) - D(2 h)) / 3 with D(h) = (f(x + h e_k) - f(x - h e_k)) / (2 h) and
     h = 3e-4 max(1, |x_k|) (float32: 1e-2): error O(h^4) plus rounding; against
-    forward-over-reverse autodiff within 3e-11 of the largest entry (Exam's and sleepstudy's
-    random-slope models; 1e-9 at h = 1e-3, 7e-8 at 3e-3), far below lmerTest's own numDeriv
-    error (~1e-9 in the df). The 4 k + 1 evaluations are one lax.map, so the
-    gradient is compiled once (forward-over-reverse, jax.jacfwd of the gradient, gave the
-    same numbers but compiled ~3x longer: 6.3 s against 2.2 s for Exam's nested model).
+    forward-over-reverse autodiff within 1e-9 of the largest entry (tested on sleepstudy's
+    random-slope model, seen ~3e-11), below lmerTest's own numDeriv error in the df. The 4 k + 1 evaluations are one lax.map, so the
+    gradient is compiled once (forward-over-reverse, jax.jacfwd of the gradient, gives the
+    same numbers from a larger program; tests/test_ddf.py compares the two).
     Then J_k = -Phi (dC/dtheta_k) Phi / sigma^2 for theta and 2 Phi / sigma for sigma: the
     derivatives of Phi = sigma^2 C^{-1} (lmerTest's get_covbeta).
     """

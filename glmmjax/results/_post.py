@@ -13,8 +13,8 @@ is, by the ``hessian`` argument:
   Hessian's to ~1e-7 (tests/test_engine.py). It costs 2 p gradient evaluations. With the
   default optimizer ("lbfgs") they are made by the optimizer's own loop after it stops
   (fit_arrays(..., hessian=True), see fit/_lbfgs.py) and passed in as ``hess``, so that
-  the gradient is compiled once per model: a pass of its own here compiled it a second
-  time, ~45% of a GLMM's first-fit time (nbinom1 on Arabidopsis: 6.3 of 13.6 s).
+  the gradient is in one compiled program per model (benchmarks/bench_compile.py times the
+  first fit and this pass).
 * "autodiff": jax.jacfwd of jax.grad of the objective with two implicit Newton steps,
   which makes the second derivatives exact. It differentiates the family's log-density
   four times in the linear predictor, which for families with lgamma terms (nbinom1, say)
@@ -34,7 +34,7 @@ from ..laplace import _blocked as blk
 from ..laplace._glmm import _eta, _fixed, laplace_nll, loglik_terms
 from ..laplace._lmm import lmm_objective, lmm_solution
 from ..laplace._spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
-from ..fit._lbfgs import fd_steps
+from ..fit._lbfgs import fd_hessian, fd_steps
 
 __all__ = ["glmm_post", "lmm_post"]
 
@@ -56,8 +56,7 @@ def _fd_hessian(spec: ModelSpec, data: ModelData, x, u):
     h = fd_steps(x)
     steps = jnp.eye(p, dtype=x.dtype) * h[:, None]
     G = jax.lax.map(lambda d: grad(x + d)[0], jnp.concatenate([steps, -steps, jnp.zeros((1, p), x.dtype)]))
-    H = (G[:p] - G[p:2 * p]) / (2.0 * h[:, None])
-    return 0.5 * (H + H.T), G[2 * p]
+    return fd_hessian(G, h), G[2 * p]
 
 
 @partial(jax.jit, static_argnames=("spec", "hessian"))
@@ -65,11 +64,9 @@ def glmm_post(spec: ModelSpec, data: ModelData, x, u, hessian: str = "fd", hess=
     """``u`` is the converged mode at ``x`` (the optimizer's final warm-start state);
     ``hessian``: "fd" or "autodiff" (module docstring); ``hess``, ``grad``: the "fd"
     Hessian and the gradient at x when the optimizer computed them."""
-    if hess is not None:
-        pass
-    elif hessian == "fd":
+    if hess is None and hessian == "fd":
         hess, grad = _fd_hessian(spec, data, x, u)
-    else:
+    elif hess is None:
         obj2 = lambda z: laplace_nll(spec, z, data, u, second_order=True)[0]
         hess, grad = jax.jacfwd(lambda z: (lambda g: (g, g))(jax.grad(obj2)(z)), has_aux=True)(x)
     prm = Params.unpack(spec, x)
