@@ -33,12 +33,14 @@ def test_autodiff_gradient_matches_finite_differences(reference_fit, ref_id):
     np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-6 * max(1.0, abs(float(obj(x)))) * 1e-2)
 
 
-@pytest.mark.parametrize("ref_id", ["arabidopsis_tmb_nb2"])
+@pytest.mark.parametrize("ref_id", ["cbpp_tmb_binom"])
 def test_difference_hessian_matches_the_exact_hessian(reference_fit, ref_id):
     """The fit's Hessian (default: central differences of the exact gradient, made in the
     optimizer's loop) against jax.hessian of the objective with two implicit Newton steps
     (exact second derivatives), at the fit; and the same central differences made by the
-    post-fit pass (what the other optimizers use)."""
+    post-fit pass (what the other optimizers use). The machinery is family-agnostic; cbpp's
+    binomial model keeps the exact (fourth-order) autodiff Hessian quick to compile (3.7 s
+    against 12 s for Arabidopsis nbinom2)."""
     from glmmjax.laplace._glmm import zero_modes
     from glmmjax.results._post import glmm_post
 
