@@ -132,6 +132,31 @@ def test_missing_values_dropped_with_warning(toy):
     assert 3 not in design.rows and 10 not in design.rows
 
 
+def test_missing_values_in_every_kind_of_column(toy):
+    # float NaN, None in a string column, NaN in a Categorical, pd.NA in a nullable integer;
+    # plain integer and boolean columns have none
+    toy = toy.assign(s=toy["f"].astype(object), c=pd.Categorical(toy["f"]), k=pd.array(np.arange(60), dtype="Int64"),
+                     i=np.arange(60), b=np.arange(60) % 2 == 0, x=toy["x"].astype(float))
+    toy.loc[2, "x"] = np.nan
+    toy.loc[5, "s"] = None
+    toy.loc[8, "c"] = np.nan
+    toy.loc[11, "k"] = pd.NA
+    with pytest.warns(UserWarning, match="dropped 4 of 60 rows with missing values"):
+        design = make_design("y ~ x + s + k + b + (1 | c)", toy, extra_formulas=["~ i"])
+    assert design.nobs == 56 and not {2, 5, 8, 11} & set(design.rows)
+    assert design.fixed_names == ("(Intercept)", "x", "sb", "sc", "k", "bTRUE")
+    assert design.terms[0].levels == ("a", "b", "c")
+
+
+def test_intercept_only_matrices(toy):
+    # random intercepts and "~1" formulas: a column of ones, also rebuilt on new data
+    design = make_design("y ~ x + (1 | g)", toy)
+    assert design.terms[0].columns == ("(Intercept)",) and np.array_equal(design.terms[0].Z, np.ones((60, 1)))
+    X, names, info = fixed_matrix("~1", toy, design.rows[:7])
+    assert names == ("(Intercept)",) and np.array_equal(X, np.ones((7, 1)))
+    assert np.array_equal(info.build(toy.iloc[:3]), np.ones((3, 1)))
+
+
 def test_rank_deficient_columns_dropped(toy):
     toy = toy.assign(x2=2 * toy["x"])
     with pytest.warns(UserWarning, match="rank deficient so dropping 1 column.*x2"):

@@ -71,28 +71,43 @@ def as_factor(series: pd.Series, levels: tuple) -> pd.Categorical:
     Raises:
         ValueError: if a value is not one of ``levels``.
     """
-    labels = _row_labels(series)
-    unknown = sorted({lab for lab in labels if lab is not None} - set(levels))
+    return pd.Categorical.from_codes(_codes_in(series, levels), categories=list(levels))
+
+
+def _codes_in(series: pd.Series, levels: tuple) -> np.ndarray:
+    """Each row's position in ``levels`` (-1 where missing); labels are computed per
+    distinct value, not per row.
+
+    Raises:
+        ValueError: if a value is not one of ``levels``.
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    labels = [level_label(v) for v in np.asarray(uniques, dtype=object)]
+    index = {lab: i for i, lab in enumerate(levels)}
+    unknown = sorted(set(labels) - set(index))
     if unknown:
         raise ValueError(f"factor {series.name!r} has levels not in the fitted data: "
                          f"{', '.join(map(repr, unknown[:5]))}")
-    return pd.Categorical(labels, categories=list(levels))
+    return np.array([index[lab] for lab in labels] + [-1], dtype=np.int64)[codes]
 
 
 def missing_mask(data: pd.DataFrame, names) -> np.ndarray:
     """True for rows with a missing value in any of the columns ``names``."""
     mask = np.zeros(len(data), dtype=bool)
     for name in names:
-        mask |= pd.isna(data[name]).to_numpy()
+        column = data[name]
+        if isinstance(column.dtype, np.dtype) and column.dtype.kind == "f":
+            mask |= np.isnan(column.to_numpy())
+        elif isinstance(column.dtype, np.dtype) and column.dtype.kind in "iub":
+            continue                        # integers and booleans have no missing values
+        else:
+            mask |= pd.isna(column).to_numpy()
     return mask
 
 
 def _component_codes(series: pd.Series):
     levels = factor_levels(series)
-    index = {lab: i for i, lab in enumerate(levels)}
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    position = np.array([index[level_label(v)] for v in np.asarray(uniques, dtype=object)] + [-1], dtype=np.int64)
-    return levels, position[codes]
+    return levels, _codes_in(series, levels)
 
 
 def group_levels_and_codes(data: pd.DataFrame, components: list):

@@ -158,9 +158,12 @@ def fixed_matrix(formula: str, data, rows=None, *, contrasts=None):
     parsed = parse_formula(formula)
     if parsed.random:
         raise ValueError(f"formula {formula!r} may not contain random-effect terms here")
-    frame = data if rows is None else data.loc[rows]
-    X, names, info, dropped = build_matrix(parse_expression(parsed.fixed_r), frame, contrasts,
-                                           drop_aliased=True)
+    node = parse_expression(parsed.fixed_r)
+    used = variables(node)
+    check_columns(used, data, "the formula")
+    # only the columns the formula uses: selecting rows of a wide frame copies every column
+    frame = data[used] if rows is None else data.loc[rows, used]
+    X, names, info, dropped = build_matrix(node, frame, contrasts, drop_aliased=True)
     _warn_aliased(dropped)
     return X, names, info
 

@@ -93,6 +93,8 @@ class MatrixInfo:
     def build(self, data: pd.DataFrame) -> np.ndarray:
         """The model matrix of ``data`` with the same columns as the original."""
         check_columns(self.variables, data, "new data")
+        if _intercept_only(self.design_info):
+            return np.ones((len(data), 1))[:, self.order][:, self.keep]
         prepared = _prepare(data, self.variables, self.factor_levels)
         try:
             (matrix,) = build_design_matrices([self.design_info], prepared, NA_action="raise")
@@ -121,7 +123,8 @@ def build_matrix(node: Node, data: pd.DataFrame, contrasts=None, *,
         return code
 
     code = patsy_code(node, leaf)
-    prepared = _prepare(data, used, levels)
+    # "1" (a random intercept, zi = "~1", disp = "~1"): no columns to prepare or evaluate
+    prepared = pd.DataFrame(index=data.index) if code.strip() == "1" else _prepare(data, used, levels)
     # the caller has dropped the rows with missing values: patsy need not look for them again
     # (its per-variable NaN scan was a fifth of the time of building a model)
     no_na = NAAction(NA_types=[])
@@ -137,7 +140,10 @@ def build_matrix(node: Node, data: pd.DataFrame, contrasts=None, *,
                 if len(_DESIGNS) >= _DESIGN_CACHE_SIZE:
                     _DESIGNS.pop(next(iter(_DESIGNS)))
                 _DESIGNS[key] = (terms, design_info)
-        (matrix,) = build_design_matrices([design_info], prepared, NA_action=no_na)
+        if _intercept_only(design_info):
+            matrix = np.ones((len(data), 1))
+        else:
+            (matrix,) = build_design_matrices([design_info], prepared, NA_action=no_na)
     except PatsyError as err:
         raise ValueError(f"could not build the model matrix for {deparse(node)!r}: {err}") from err
     order, names = _r_columns(terms, design_info, r_names)
@@ -167,6 +173,11 @@ def _design_key(code: str, prepared: pd.DataFrame, used, levels: dict):
     kinds = tuple((name, ("factor", tuple(levels[name])) if name in levels else ("column", prepared[name].dtype.str))
                   for name in used)
     return code, kinds
+
+
+def _intercept_only(design_info: DesignInfo) -> bool:
+    """Whether the design is the intercept alone (its matrix a column of ones)."""
+    return [t.factors for t in design_info.terms] == [()]
 
 
 def _leaf_code(node: Node, data: pd.DataFrame, levels: dict, contrasts: dict) -> str:
