@@ -63,7 +63,6 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.special as jsp
 import numpy as np
 
 from ._base import Family
@@ -97,17 +96,36 @@ def lgamma_pos(x):
     return stirling - jnp.where(small, jnp.log(jnp.where(small, prod, 1.0)), 0.0)
 
 
+def digamma_pos(x):
+    """digamma(x) for x > 0: the asymptotic series through x^-14 for x >= 8, shifted by 8
+    with digamma(x) = digamma(x + 8) - sum_{j<8} 1 / (x + j) below (the sum as P'/P, P = the
+    product of the x + j: one division); error < 2e-15 absolute plus 4 eps relative.
+    Several times faster than XLA's digamma, which the series' gradient evaluates for every
+    term."""
+    small = x < 8.0
+    xs = jnp.where(small, x + 8.0, x)
+    r = 1.0 / xs
+    r2 = r * r
+    series = r2 * (1.0 / 12.0 - r2 * (1.0 / 120.0 - r2 * (1.0 / 252.0 - r2 * (1.0 / 240.0 - r2 * (
+        1.0 / 132.0 - r2 * (691.0 / 32760.0 - r2 / 12.0))))))
+    prod, dprod = jnp.ones_like(x), jnp.zeros_like(x)
+    for j in range(8):
+        prod, dprod = prod * (x + j), dprod * (x + j) + prod
+    shift = jnp.where(small, dprod / jnp.where(small, prod, 1.0), 0.0)
+    return jnp.log(xs) - 0.5 * r - series - shift
+
+
 @jax.custom_jvp
 def _lgamma(x):
-    """lgamma_pos with derivatives digamma, trigamma, ... (JAX's primitives: compact
-    derivative code, which keeps compilation of second and third derivatives short)."""
+    """lgamma_pos with derivative digamma_pos (compact derivative code, which keeps
+    compilation of higher derivatives short)."""
     return lgamma_pos(x)
 
 
 @_lgamma.defjvp
 def _lgamma_jvp(primals, tangents):
     (x,), (dx,) = primals, tangents
-    return _lgamma(x), jsp.digamma(x) * dx
+    return _lgamma(x), digamma_pos(x) * dx
 
 
 def _power_parts(psi):
