@@ -29,7 +29,8 @@ import scipy.stats as st
 
 import glmmjax as gj
 from glmmjax.families import Tweedie, get_family
-from glmmjax.families._tweedie import N_TERMS, digamma_pos, lgamma_pos, log_w, series_window, tweedie_logpdf
+from glmmjax.families._special import digamma_pos, lgamma_pos
+from glmmjax.families._tweedie import N_TERMS, log_w, series_window, tweedie_logpdf
 from glmmjax.families._zero_inflation import zero_inflated_loglik
 
 REF_DIR = Path(__file__).resolve().parent / "fixtures" / "reference_extra" / "families_tweedie"

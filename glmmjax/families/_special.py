@@ -8,8 +8,11 @@ for digamma on a CPU, and a large compiled program. Here
 
     lgamma' = digamma,   digamma' = polygamma(1, .),   polygamma(n, .)' = polygamma(n + 1, .),
 
-as ``jax.custom_jvp`` functions: lgamma and digamma keep XLA's own values (the primitives
-``lgamma`` and ``digamma``), and polygamma(n, x), n >= 1, is computed by the recurrence
+as ``jax.custom_jvp`` functions. lgamma and digamma are computed here too (``lgamma_pos``,
+``digamma_pos``: Stirling's and the asymptotic series for x >= 8, shifted by 8 below), for
+x > 0 only and without the reflection branch of XLA's ``lgamma``/``digamma``, which makes
+them about twice as fast (a tweedie series' value and gradient over 300 observations: 2.45
+-> 1.37 ms with digamma_pos). polygamma(n, x), n >= 1, is computed by the recurrence
 
     psi^(n)(x) = psi^(n)(x + 8) + (-1)^(n+1) n! sum_{j=0}^{7} (x + j)^-(n+1)      (x < 8)
 
@@ -30,11 +33,11 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.special as jsp
 
-__all__ = ["lgamma", "digamma", "polygamma"]
+__all__ = ["lgamma", "digamma", "polygamma", "lgamma_pos", "digamma_pos"]
 
 _SHIFT = 8
+_HALF_LOG_2PI = 0.9189385332046727
 # Bernoulli numbers B_2, B_4, ..., B_16
 _BERNOULLI = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510)
 
@@ -63,6 +66,41 @@ def _polygamma(n: int, x):
     return total if n % 2 == 1 else -total
 
 
+def lgamma_pos(x):
+    """lgamma(x) for x > 0: Stirling's series through x^-11 for x >= 8, shifted by 8 with
+    lgamma(x) = lgamma(x + 8) - log(x (x+1) ... (x+7)) below; error < 3e-14 absolute plus
+    a few eps relative. About twice as fast as jax.scipy.special.gammaln (no reflection
+    branch)."""
+    small = x < 8.0
+    xs = jnp.where(small, x + 8.0, x)
+    prod = x * (x + 1.0) * (x + 2.0) * (x + 3.0) * (x + 4.0) * (x + 5.0) * (x + 6.0) * (x + 7.0)
+    r = 1.0 / xs
+    r2 = r * r
+    series = r * (1.0 / 12.0 - r2 * (1.0 / 360.0 - r2 * (1.0 / 1260.0 - r2 * (
+        1.0 / 1680.0 - r2 * (1.0 / 1188.0 - r2 * (691.0 / 360360.0))))))
+    stirling = (xs - 0.5) * jnp.log(xs) - xs + _HALF_LOG_2PI + series
+    return stirling - jnp.where(small, jnp.log(jnp.where(small, prod, 1.0)), 0.0)
+
+
+def digamma_pos(x):
+    """digamma(x) for x > 0: the asymptotic series through x^-14 for x >= 8, shifted by 8
+    with digamma(x) = digamma(x + 8) - sum_{j<8} 1 / (x + j) below (the sum as P'/P, P = the
+    product of the x + j: one division); error < 2e-15 absolute plus 4 eps relative.
+    Several times faster than XLA's digamma, which the series' gradient evaluates for every
+    term."""
+    small = x < 8.0
+    xs = jnp.where(small, x + 8.0, x)
+    r = 1.0 / xs
+    r2 = r * r
+    series = r2 * (1.0 / 12.0 - r2 * (1.0 / 120.0 - r2 * (1.0 / 252.0 - r2 * (1.0 / 240.0 - r2 * (
+        1.0 / 132.0 - r2 * (691.0 / 32760.0 - r2 / 12.0))))))
+    prod, dprod = jnp.ones_like(x), jnp.zeros_like(x)
+    for j in range(8):
+        prod, dprod = prod * (x + j), dprod * (x + j) + prod
+    shift = jnp.where(small, dprod / jnp.where(small, prod, 1.0), 0.0)
+    return jnp.log(xs) - 0.5 * r - series - shift
+
+
 @partial(jax.custom_jvp, nondiff_argnums=(0,))
 def polygamma(n: int, x):
     """psi^(n)(x) for x > 0 and a static integer n >= 1 (module docstring)."""
@@ -77,8 +115,8 @@ def _polygamma_jvp(n, primals, tangents):
 
 @jax.custom_jvp
 def digamma(x):
-    """digamma(x) (XLA's), with derivative polygamma(1, x)."""
-    return jsp.digamma(x)
+    """digamma(x) for x > 0 (digamma_pos), with derivative polygamma(1, x)."""
+    return digamma_pos(x)
 
 
 @digamma.defjvp
@@ -89,8 +127,8 @@ def _digamma_jvp(primals, tangents):
 
 @jax.custom_jvp
 def lgamma(x):
-    """log Gamma(x) (XLA's), with derivative digamma(x)."""
-    return jsp.gammaln(x)
+    """log Gamma(x) for x > 0 (lgamma_pos), with derivative digamma(x)."""
+    return lgamma_pos(x)
 
 
 @lgamma.defjvp

@@ -67,6 +67,7 @@ import numpy as np
 
 from ._base import Family
 from ._checks import check_finite, natural
+from ._special import lgamma, lgamma_pos
 from ._stable import float_dtype, log_mu
 
 __all__ = ["Tweedie", "tweedie_logpdf", "log_w", "N_TERMS"]
@@ -77,55 +78,6 @@ N_TERMS = 128
 _WIDTH_SD = 8.5
 _UPPER_EXTRA = 20.0
 _LOG_JMAX_CAP = math.log(1e15)
-_HALF_LOG_2PI = 0.9189385332046727
-
-
-def lgamma_pos(x):
-    """lgamma(x) for x > 0: Stirling's series through x^-11 for x >= 8, shifted by 8 with
-    lgamma(x) = lgamma(x + 8) - log(x (x+1) ... (x+7)) below; error < 3e-14 absolute plus
-    a few eps relative. About twice as fast as jax.scipy.special.gammaln (no reflection
-    branch)."""
-    small = x < 8.0
-    xs = jnp.where(small, x + 8.0, x)
-    prod = x * (x + 1.0) * (x + 2.0) * (x + 3.0) * (x + 4.0) * (x + 5.0) * (x + 6.0) * (x + 7.0)
-    r = 1.0 / xs
-    r2 = r * r
-    series = r * (1.0 / 12.0 - r2 * (1.0 / 360.0 - r2 * (1.0 / 1260.0 - r2 * (
-        1.0 / 1680.0 - r2 * (1.0 / 1188.0 - r2 * (691.0 / 360360.0))))))
-    stirling = (xs - 0.5) * jnp.log(xs) - xs + _HALF_LOG_2PI + series
-    return stirling - jnp.where(small, jnp.log(jnp.where(small, prod, 1.0)), 0.0)
-
-
-def digamma_pos(x):
-    """digamma(x) for x > 0: the asymptotic series through x^-14 for x >= 8, shifted by 8
-    with digamma(x) = digamma(x + 8) - sum_{j<8} 1 / (x + j) below (the sum as P'/P, P = the
-    product of the x + j: one division); error < 2e-15 absolute plus 4 eps relative.
-    Several times faster than XLA's digamma, which the series' gradient evaluates for every
-    term."""
-    small = x < 8.0
-    xs = jnp.where(small, x + 8.0, x)
-    r = 1.0 / xs
-    r2 = r * r
-    series = r2 * (1.0 / 12.0 - r2 * (1.0 / 120.0 - r2 * (1.0 / 252.0 - r2 * (1.0 / 240.0 - r2 * (
-        1.0 / 132.0 - r2 * (691.0 / 32760.0 - r2 / 12.0))))))
-    prod, dprod = jnp.ones_like(x), jnp.zeros_like(x)
-    for j in range(8):
-        prod, dprod = prod * (x + j), dprod * (x + j) + prod
-    shift = jnp.where(small, dprod / jnp.where(small, prod, 1.0), 0.0)
-    return jnp.log(xs) - 0.5 * r - series - shift
-
-
-@jax.custom_jvp
-def _lgamma(x):
-    """lgamma_pos with derivative digamma_pos (compact derivative code, which keeps
-    compilation of higher derivatives short)."""
-    return lgamma_pos(x)
-
-
-@_lgamma.defjvp
-def _lgamma_jvp(primals, tangents):
-    (x,), (dx,) = primals, tangents
-    return _lgamma(x), digamma_pos(x) * dx
 
 
 def _power_parts(psi):
@@ -168,7 +120,7 @@ def log_w(log_y, log_phi, psi):
     lo, stride = series_window(log_y, log_phi, psi)
     k = jnp.arange(N_TERMS, dtype=jnp.result_type(logz))
     j = lo[..., None] + stride[..., None] * k
-    terms = j * logz[..., None] - lgamma_pos(j + 1.0) - _lgamma(alpha[..., None] * j)
+    terms = j * logz[..., None] - lgamma_pos(j + 1.0) - lgamma(alpha[..., None] * j)
     top = jax.lax.stop_gradient(jnp.max(terms, axis=-1, keepdims=True))
     return jnp.log(jnp.sum(jnp.exp(terms - top), axis=-1)) + top[..., 0] + jnp.log(stride)
 
