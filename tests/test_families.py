@@ -744,3 +744,15 @@ def test_polygamma_and_the_derivatives_of_lgamma_match_scipy():
         for v in (0.3, 2.0, 7.9, 8.1, 50.0):
             assert float(d(v)) == pytest.approx(float(sps.polygamma(n, v)), rel=3e-12)
     assert float(jax.grad(digamma)(3.0)) == pytest.approx(float(sps.polygamma(1, 3.0)), rel=1e-14)
+
+
+def test_beta_with_one_shape_parameter_small_and_the_other_huge():
+    # a = mu phi = 2, b ~ 1e12: lgamma(phi) - lgamma(b) cancels (the direct difference is off
+    # by ~6e-3 here); glmmjax takes it by Stirling's formula. Reference: scipy's betaln, which
+    # has its own asymptotic form for b >> a
+    for mu, phi, y in [(2e-12, 1e12, 1e-12), (1 - 3e-9, 1e9, 1 - 2e-9), (1e-150, 1e152, 3e-151)]:
+        a, b = mu * phi, (1 - mu) * phi
+        want = -sps.betaln(a, b) + (a - 1) * np.log(y) + (b - 1) * np.log1p(-y)
+        eta = np.log(mu) - np.log1p(-mu)
+        got = float(Beta().loglik(jnp.asarray([y]), jnp.asarray([eta]), jnp.asarray([np.log(phi)]), jnp.zeros(0), None)[0])
+        np.testing.assert_allclose(got, want, rtol=1e-9)

@@ -18,7 +18,10 @@ from Stirling's formula with a + b = phi,
     1/2 log(phi) - (a - 1/2) log(mu) - (b - 1/2) log(1 - mu) - log(2 pi) / 2
         + d(phi) - d(a) - d(b),        d(x) = lgamma(x) - [(x - 1/2) log x - x + log(2 pi)/2],
 
-which has no cancellation (both branches get clipped inputs, as in ``lgamma_diff``).
+which has no cancellation (both branches get clipped inputs, as in ``lgamma_diff``). When
+only the larger of a, b is >= 50, lgamma(phi) - lgamma(max(a, b)) is ``lgamma_diff`` (the
+direct difference cancels there too: a trial step to phi = e^447 with mu ~ 1e-190 once
+returned a log-likelihood of +1e174).
 Links: logit (default), probit, cloglog. The response must lie strictly inside (0, 1).
 """
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 
 from ._base import Family
 from ._checks import check_open_unit, natural
-from ._stable import _STIRLING_MIN, _stirling_err, float_dtype, log_mu_pair
+from ._stable import _STIRLING_MIN, _stirling_err, float_dtype, lgamma_diff, log_mu_pair
 from ._special import lgamma
 
 _HALF_LOG_2PI = 0.9189385332046727
@@ -49,12 +52,13 @@ class Beta(Family):
 
     def loglik(self, y, eta, disp_eta, extra, size):
         log_mu, log_1m = log_mu_pair(self.link, eta)
-        phi = jnp.exp(disp_eta)
         a = jnp.exp(log_mu + disp_eta)
         b = jnp.exp(log_1m + disp_eta)
         big = jnp.minimum(a, b) >= _STIRLING_MIN
-        direct = (lgamma(jnp.where(big, 2.0, phi)) - lgamma(jnp.where(big, 1.0, a))
-                  - lgamma(jnp.where(big, 1.0, b)))
+        # one of a, b below _STIRLING_MIN: lgamma(phi) - lgamma(max) by lgamma_diff, which has
+        # no cancellation when the larger one (and so phi) is large
+        lo, hi = jnp.where(big, 1.0, jnp.minimum(a, b)), jnp.where(big, 1.0, jnp.maximum(a, b))
+        direct = lgamma_diff(lo, hi) - lgamma(lo)
         a_big, b_big = jnp.where(big, a, _STIRLING_MIN), jnp.where(big, b, _STIRLING_MIN)
         stirling = (0.5 * jnp.where(big, disp_eta, 0.0) - (a_big - 0.5) * jnp.where(big, log_mu, 0.0)
                     - (b_big - 0.5) * jnp.where(big, log_1m, 0.0) - _HALF_LOG_2PI
