@@ -213,6 +213,10 @@ class GLMM:
         # norm sqrt(n): covariates on large scales (temperatures in the hundreds) otherwise
         # leave L-BFGS badly conditioned. LMMs profile beta out and need no transform.
         T = np.eye(X.shape[1]) if profiled or X.shape[1] == 0 else _conditioning_transform(X)
+        # the same for the dispersion formula: a covariate in the hundreds (petrol's EP) made
+        # the first L-BFGS step move log(phi) by hundreds, where the beta log-density is
+        # rounding noise; the intercept-only "~1" gives Td = 1
+        Td = np.eye(Xd.shape[1]) if Xd.shape[1] == 0 else _conditioning_transform(np.asarray(Xd, float))
         self.formula = formula
         self.frame = data
         self._args = dict(formula=formula, data=data, family=family, disp=disp, zi=zi, reml=reml, weights=weights,
@@ -230,8 +234,10 @@ class GLMM:
         self.spec = spec
         self.dtype = dtype
         self.T = T
+        self.Td = Td
+        self.Xd = np.asarray(Xd, float)      # on the scale of disp_fixef (data.Xd is Xd Td)
         # one transfer of all the arrays to the device
-        self.data = jax.device_put(ModelData(arr(y), arr(size), arr(X @ T), arr(design.offset), arr(w), arr(Xd),
+        self.data = jax.device_put(ModelData(arr(y), arr(size), arr(X @ T), arr(design.offset), arr(w), arr(self.Xd @ Td),
                                              arr(Xzi), tuple(np.asarray(b.codes, np.int32) for b in blocks),
                                              tuple(arr(b.Z) for b in blocks)))
         self._y, self._size, self._w = y, size, w
@@ -288,24 +294,29 @@ class GLMM:
         """Flat parameters (beta on the scale of X) -> the optimizer's (beta~ = T^{-1} beta)."""
         x = np.array(x, dtype=float)
         if not self.spec.profiled:
-            s = self.spec.slices()["beta"]
-            x[s] = np.linalg.solve(self.T, x[s])
+            for s, T in self._transforms():
+                x[s] = np.linalg.solve(T, x[s])
         return x
+
+    def _transforms(self):
+        """(slice, T) of the blocks the optimizer sees reparameterized: beta and betad."""
+        s = self.spec.slices()
+        return [(s["beta"], self.T), (s["betad"], self.Td)]
 
     def to_external(self, x):
         """The optimizer's parameters -> flat parameters with beta on the scale of X."""
         x = np.array(x, dtype=float)
         if not self.spec.profiled:
-            s = self.spec.slices()["beta"]
-            x[s] = self.T @ x[s]
+            for s, T in self._transforms():
+                x[s] = T @ x[s]
         return x
 
     def jacobian_external(self) -> np.ndarray:
         """d(external)/d(internal): identity except the beta block, which is T."""
         J = np.eye(self.spec.n_params)
         if not self.spec.profiled:
-            s = self.spec.slices()["beta"]
-            J[s, s] = self.T
+            for s, T in self._transforms():
+                J[s, s] = T
         return J
 
     def objective(self):
@@ -319,7 +330,8 @@ class GLMM:
         """
         spec, data = self.spec, self.data
         Tinv = jnp.asarray(np.linalg.inv(self.T), data.y.dtype)
-        return partial(_objective, spec, data, Tinv)
+        Tdinv = jnp.asarray(np.linalg.inv(self.Td), data.y.dtype)
+        return partial(_objective, spec, data, Tinv, Tdinv)
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, start=None, *, method="lbfgs", gtol=1e-6, maxiter=500, hessian="fd"):
@@ -396,12 +408,13 @@ class GLMM:
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _objective(spec, data, Tinv, x):
+def _objective(spec, data, Tinv, Tdinv, x):
     x = jnp.asarray(x, data.y.dtype)
     if spec.profiled:
         return lmm_objective(spec, x, data)
-    s = spec.slices()["beta"]
-    x = x.at[s].set(Tinv @ x[s])
+    s = spec.slices()
+    x = x.at[s["beta"]].set(Tinv @ x[s["beta"]])
+    x = x.at[s["betad"]].set(Tdinv @ x[s["betad"]])
     return laplace_nll(spec, x, data, zero_modes(spec, x.dtype))[0]
 
 

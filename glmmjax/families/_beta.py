@@ -57,7 +57,11 @@ class Beta(Family):
         big = jnp.minimum(a, b) >= _STIRLING_MIN
         # one of a, b below _STIRLING_MIN: lgamma(phi) - lgamma(max) by lgamma_diff, which has
         # no cancellation when the larger one (and so phi) is large
-        lo, hi = jnp.where(big, 1.0, jnp.minimum(a, b)), jnp.where(big, 1.0, jnp.maximum(a, b))
+        # (selected by where, not minimum/maximum: at a tie those split the derivative in two
+        # and lose the second derivative in eta)
+        a_gt_b = a > b
+        lo = jnp.where(big, 1.0, jnp.where(a_gt_b, b, a))
+        hi = jnp.where(big, 1.0, jnp.where(a_gt_b, a, b))
         direct = lgamma_diff(lo, hi) - lgamma(lo)
         a_big, b_big = jnp.where(big, a, _STIRLING_MIN), jnp.where(big, b, _STIRLING_MIN)
         stirling = (0.5 * jnp.where(big, disp_eta, 0.0) - (a_big - 0.5) * jnp.where(big, log_mu, 0.0)

@@ -151,7 +151,9 @@ def _objective(ps: PSpec, data: ModelData, Tinv, w, u, modes: Modes):
         return 0.5 * _lmm_parts(ps, data, w, modes)[1], u
     sl = ps.spec.slices()
     F = _factors(ps, w, modes)
-    x = jnp.concatenate([Tinv @ w[sl["beta"]]] + [f.reshape(-1) for f in F] + [w[sl["theta"].stop:]])
+    Tb, Td = Tinv      # the optimizer's reparameterization of beta and betad (GLMM.T, GLMM.Td)
+    x = jnp.concatenate([Tb @ w[sl["beta"]]] + [f.reshape(-1) for f in F]
+                        + [Td @ w[sl["betad"]], w[sl["betad"].stop:]])
     return laplace_nll(ps.full, x, data, u)
 
 
@@ -251,7 +253,7 @@ class Profiler:
         self.pars = parameters(model)
         self.data = model.data
         self.dt = self.data.y.dtype
-        self.Tinv = jnp.asarray(np.linalg.inv(model.T), self.dt)
+        self.Tinv = (jnp.asarray(np.linalg.inv(model.T), self.dt), jnp.asarray(np.linalg.inv(model.Td), self.dt))
         self.fhat = float(fit.objective)
         slt = spec.slices()
         if spec.profiled:

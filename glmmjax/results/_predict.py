@@ -223,7 +223,7 @@ def _disp_rows(fit, newdata=None) -> np.ndarray:
     n = model.design.nobs if newdata is None else len(newdata)
     if not model.spec.pd:
         return np.zeros(n)
-    Xd = np.asarray(model.data.Xd, float) if newdata is None else np.asarray(model.disp_info.build(newdata), float)
+    Xd = model.Xd if newdata is None else np.asarray(model.disp_info.build(newdata), float)
     return Xd @ np.asarray(fit.disp_fixef.values, float)
 
 
@@ -266,7 +266,7 @@ def _disp_eta(fit) -> np.ndarray:
     if model.spec.profiled:
         de = np.full(n, 2.0 * np.log(fit.sigma_))
     elif model.spec.pd:
-        de = np.asarray(d.Xd) @ np.asarray(fit.disp_fixef.values, float)
+        de = model.Xd @ np.asarray(fit.disp_fixef.values, float)
     else:
         de = np.zeros(n)
     if fam.name == "gaussian":
@@ -403,7 +403,7 @@ def residuals(fit, type="response") -> np.ndarray:
     if model.spec.profiled:
         return r * np.sqrt(wr)
     n = y.shape[0]
-    de = (np.asarray(d.Xd) @ np.asarray(fit.disp_fixef.values, float)) if model.spec.pd else np.zeros(n)
+    de = (model.Xd @ np.asarray(fit.disp_fixef.values, float)) if model.spec.pd else np.zeros(n)
     extra = jnp.asarray(fit.extra) if np.size(fit.extra) else jnp.zeros(fam.n_extra)
     if type == "pearson":
         if model.spec.pz:
