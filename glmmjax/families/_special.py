@@ -11,8 +11,9 @@ for digamma on a CPU, and a large compiled program. Here
 as ``jax.custom_jvp`` functions. lgamma and digamma are computed here too (``lgamma_pos``,
 ``digamma_pos``: Stirling's and the asymptotic series for x >= 8, shifted by 8 below), for
 x > 0 only and without the reflection branch of XLA's ``lgamma``/``digamma``, which makes
-them about twice as fast (a tweedie series' value and gradient over 300 observations: 2.45
--> 1.37 ms with digamma_pos). polygamma(n, x), n >= 1, is computed by the recurrence
+them cheaper (the tweedie series evaluates them for every term; its objective-and-gradient
+evaluation in ``benchmarks/bench_tmb.py --only tweedie --profile-all``, column "f+g warm ms",
+went from 2.3-2.5 to 1.8-1.9 ms). polygamma(n, x), n >= 1, is computed by the recurrence
 
     psi^(n)(x) = psi^(n)(x + 8) + (-1)^(n+1) n! sum_{j=0}^{7} (x + j)^-(n+1)      (x < 8)
 
@@ -86,8 +87,7 @@ def digamma_pos(x):
     """digamma(x) for x > 0: the asymptotic series through x^-14 for x >= 8, shifted by 8
     with digamma(x) = digamma(x + 8) - sum_{j<8} 1 / (x + j) below (the sum as P'/P, P = the
     product of the x + j: one division); error < 2e-15 absolute plus 4 eps relative.
-    Several times faster than XLA's digamma, which the series' gradient evaluates for every
-    term."""
+    Used for every term of the tweedie series' gradient."""
     small = x < 8.0
     xs = jnp.where(small, x + 8.0, x)
     r = 1.0 / xs
