@@ -24,7 +24,7 @@ from .fit._optimize import OptimizerOptions
 from .laplace._blocked import BlockLayout, is_nested
 from .laplace._glmm import laplace_nll, zero_modes
 from .laplace._lmm import lmm_objective
-from .laplace._spec import ModelData, ModelSpec
+from .laplace._spec import ModelData, ModelSpec, to_internal
 
 __all__ = ["GLMM", "glmm", "Block"]
 
@@ -328,10 +328,12 @@ class GLMM:
         function as arguments (not closed over), so the function can be jitted, vmapped and
         differentiated; its jax.grad is exact (implicit differentiation of the mode solve).
         """
-        spec, data = self.spec, self.data
-        Tinv = jnp.asarray(np.linalg.inv(self.T), data.y.dtype)
-        Tdinv = jnp.asarray(np.linalg.inv(self.Td), data.y.dtype)
-        return partial(_objective, spec, data, Tinv, Tdinv)
+        return partial(_objective, self.spec, self.data, self.inverse_transforms())
+
+    def inverse_transforms(self):
+        """(T^{-1}, Td^{-1}) in the data's dtype, for ``laplace._spec.to_internal``."""
+        dt = self.data.y.dtype
+        return jnp.asarray(np.linalg.inv(self.T), dt), jnp.asarray(np.linalg.inv(self.Td), dt)
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, start=None, *, method="lbfgs", gtol=1e-6, maxiter=500, hessian="fd"):
@@ -408,13 +410,11 @@ class GLMM:
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _objective(spec, data, Tinv, Tdinv, x):
+def _objective(spec, data, Tinvs, x):
     x = jnp.asarray(x, data.y.dtype)
     if spec.profiled:
         return lmm_objective(spec, x, data)
-    s = spec.slices()
-    x = x.at[s["beta"]].set(Tinv @ x[s["beta"]])
-    x = x.at[s["betad"]].set(Tdinv @ x[s["betad"]])
+    x = to_internal(spec, Tinvs, x)
     return laplace_nll(spec, x, data, zero_modes(spec, x.dtype))[0]
 
 

@@ -7,9 +7,9 @@ fitted once per test session.
 The suite's time is mostly XLA compiling many small programs. Tests compile them with XLA's
 backend (LLVM) optimization level 0: the HLO program, its optimizations and so the
 arithmetic are the same, only the machine code is less optimized, which for the suite's
-small problems costs less than it saves (tests/test_zi_random.py 82 -> 69 s, test_batch.py
-with test_families_counts.py 107 -> 91 s, single process, empty cache). Users and
-benchmarks/ run JAX's defaults.
+small problems costs less than it saves (single process, empty cache: tests/test_zi_random.py
+82 -> 69 s, test_batch.py with test_families_counts.py 107 -> 91 s; compare with
+XLA_FLAGS=--xla_backend_optimization_level=2). Users and benchmarks/ run JAX's defaults.
 """
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ import os
 import warnings
 from pathlib import Path
 
-# before JAX starts its CPU backend, which reads XLA_FLAGS once
-os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
+# before JAX starts its CPU backend, which reads XLA_FLAGS once; a level given in XLA_FLAGS
+# is kept (XLA_FLAGS=--xla_backend_optimization_level=2 runs the tests with XLA's default)
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
 
 import jax  # noqa: E402
 import pytest

@@ -39,8 +39,8 @@ def test_difference_hessian_matches_the_exact_hessian(reference_fit, ref_id):
     optimizer's loop) against jax.hessian of the objective with two implicit Newton steps
     (exact second derivatives), at the fit; and the same central differences made by the
     post-fit pass (what the other optimizers use). The machinery is family-agnostic; cbpp's
-    binomial model keeps the exact (fourth-order) autodiff Hessian quick to compile (3.7 s
-    against 12 s for Arabidopsis nbinom2)."""
+    binomial model keeps the exact (fourth-order) autodiff Hessian quick to compile (the
+    lgamma terms of nbinom2 take several times longer)."""
     from glmmjax.laplace._glmm import zero_modes
     from glmmjax.results._post import glmm_post
 

@@ -124,7 +124,8 @@ def build_matrix(node: Node, data: pd.DataFrame, contrasts=None, *,
 
     code = patsy_code(node, leaf)
     # "1" (a random intercept, zi = "~1", disp = "~1"): no columns to prepare or evaluate
-    prepared = pd.DataFrame(index=data.index) if code.strip() == "1" else _prepare(data, used, levels)
+    intercept_only = code.strip() == "1"
+    prepared = pd.DataFrame(index=data.index) if intercept_only else _prepare(data, used, levels)
     # the caller has dropped the rows with missing values: patsy need not look for them again
     # (its per-variable NaN scan was a fifth of the time of building a model)
     no_na = NAAction(NA_types=[])
@@ -140,7 +141,7 @@ def build_matrix(node: Node, data: pd.DataFrame, contrasts=None, *,
                 if len(_DESIGNS) >= _DESIGN_CACHE_SIZE:
                     _DESIGNS.pop(next(iter(_DESIGNS)))
                 _DESIGNS[key] = (terms, design_info)
-        if _intercept_only(design_info):
+        if intercept_only:
             matrix = np.ones((len(data), 1))
         else:
             (matrix,) = build_design_matrices([design_info], prepared, NA_action=no_na)

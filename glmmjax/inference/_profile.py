@@ -62,7 +62,7 @@ from scipy import stats
 from ..covariance._structures import CovStructure
 from ..fit._optimize import OptimizerOptions, minimize
 from ..laplace._glmm import laplace_nll, zero_modes
-from ..laplace._spec import ModelData, ModelSpec
+from ..laplace._spec import ModelData, ModelSpec, to_internal
 from ._confint import Par, disp_natural, lmm_deviance, lmm_hessian, natural_values, parameters, select
 
 __all__ = ["profile", "Profiler"]
@@ -151,9 +151,8 @@ def _objective(ps: PSpec, data: ModelData, Tinv, w, u, modes: Modes):
         return 0.5 * _lmm_parts(ps, data, w, modes)[1], u
     sl = ps.spec.slices()
     F = _factors(ps, w, modes)
-    Tb, Td = Tinv      # the optimizer's reparameterization of beta and betad (GLMM.T, GLMM.Td)
-    x = jnp.concatenate([Tb @ w[sl["beta"]]] + [f.reshape(-1) for f in F]
-                        + [Td @ w[sl["betad"]], w[sl["betad"].stop:]])
+    x = jnp.concatenate([w[sl["beta"]]] + [f.reshape(-1) for f in F] + [w[sl["theta"].stop:]])
+    x = to_internal(ps.full, Tinv, x)   # x is in the full-factor layout
     return laplace_nll(ps.full, x, data, u)
 
 
@@ -253,7 +252,7 @@ class Profiler:
         self.pars = parameters(model)
         self.data = model.data
         self.dt = self.data.y.dtype
-        self.Tinv = (jnp.asarray(np.linalg.inv(model.T), self.dt), jnp.asarray(np.linalg.inv(model.Td), self.dt))
+        self.Tinv = model.inverse_transforms()
         self.fhat = float(fit.objective)
         slt = spec.slices()
         if spec.profiled:

@@ -22,7 +22,7 @@ import jax
 from ..families._base import Family
 from ._blocked import BlockLayout
 
-__all__ = ["ModelSpec", "ModelData", "Params"]
+__all__ = ["ModelSpec", "ModelData", "Params", "to_internal"]
 
 
 @dataclass(frozen=True)
@@ -141,3 +141,13 @@ def cholesky_factors(spec: ModelSpec, thetas) -> tuple:
 def scaled_z(data: ModelData, Ls) -> tuple:
     """Rows of Z_b L_b for each block: (n, k_b)."""
     return tuple(Z @ L for Z, L in zip(data.Z, Ls))
+
+
+def to_internal(spec: ModelSpec, Tinvs, x):
+    """x with beta and betad mapped to the optimizer's coordinates, beta~ = T^{-1} beta and
+    betad~ = Td^{-1} betad (``GLMM.to_internal`` inside a traced function); ``Tinvs`` is
+    ``GLMM.inverse_transforms()``."""
+    s = spec.slices()
+    Tb, Td = Tinvs
+    x = x.at[s["beta"]].set(Tb @ x[s["beta"]])
+    return x.at[s["betad"]].set(Td @ x[s["betad"]])
