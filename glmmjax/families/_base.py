@@ -61,7 +61,8 @@ class Family:
         extra_names: their names, e.g. ("log(df)",).
         discrete: whether the response is a count (True) or continuous.
         canonical_link: name of the family's canonical link (None when the family has no
-            canonical link among its links, as for nbinom2, nbinom1, beta and t).
+            canonical link among its links, as for nbinom2, nbinom1, beta and t); see
+            ``canonical``.
     """
 
     link: Link = None
@@ -86,7 +87,11 @@ class Family:
 
     @property
     def canonical(self) -> bool:
-        """Whether the link is the family's canonical link (for information only)."""
+        """Whether the link is the family's canonical link. The Laplace engine relies on it:
+        with a canonical link (and no zero-inflation) -d^2 log p / d eta^2 >= 0, so the
+        conditional-mode search forms only the exact Hessian. A user-defined family should
+        set ``canonical_link`` only if that holds (an exponential family with its natural
+        parameter as the link)."""
         return self.canonical_link is not None and self.link.name == self.canonical_link
 
     # -- the model ---------------------------------------------------------------------
