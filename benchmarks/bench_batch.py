@@ -9,8 +9,10 @@ inverse Hessian as the optimizer's initial metric, fit_batch's default for start
 for comparison, started at the fit with the identity metric. "chunked" is timed for each
 size in --chunks.
 
-Usage: python benchmarks/bench_batch.py [--n 1000] [--singles 50] [--strategies chunked,map]
-       [--chunks 16] (e.g. --strategies chunked,vmap,map --chunks 8,16,50,200)
+"threads" splits the rows over the process's CPUs, each part run as chunks of --chunks.
+
+Usage: python benchmarks/bench_batch.py [--n 1000] [--singles 50] [--strategies threads,chunked,map]
+       [--chunks 8] (e.g. --strategies threads,chunked,vmap,map --chunks 1,8,16,50)
 """
 from __future__ import annotations
 
@@ -30,8 +32,8 @@ def main():
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--singles", type=int, default=50)
     ap.add_argument("--formula", default=FORMULA)
-    ap.add_argument("--strategies", default="chunked,map", help="comma-separated: chunked,map,vmap,threads")
-    ap.add_argument("--chunks", default="16", help="comma-separated chunk sizes for 'chunked'")
+    ap.add_argument("--strategies", default="threads,chunked,map", help="comma-separated: threads,chunked,map,vmap")
+    ap.add_argument("--chunks", default="8", help="comma-separated chunk sizes for 'chunked' and 'threads'")
     args = ap.parse_args()
     import glmmjax as gj
     from glmmjax.fit import _batch
@@ -54,9 +56,10 @@ def main():
     boot = r_times().get("bootMer_grouseticks_loc_index")
     boot_s = float(boot["median_s"]) if boot else float("nan")
     metric = _batch._inverse_hessian
-    runs = [(s, int(c)) for s in args.strategies.split(",") for c in (args.chunks.split(",") if s == "chunked" else [16])]
+    chunked = ("chunked", "threads")
+    runs = [(s, int(c)) for s in args.strategies.split(",") for c in (args.chunks.split(",") if s in chunked else [1])]
     for strategy, chunk in runs:
-        name = f"chunked({chunk})" if strategy == "chunked" else strategy
+        name = f"{strategy}({chunk})" if strategy in chunked else strategy
         for start, label, use_metric in ((None, "GLM start", True), (fit, "start at the fit", True),
                                          (fit, "start at the fit, identity metric", False)):
             _batch._inverse_hessian = metric if use_metric else (lambda m, f: None)

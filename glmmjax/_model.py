@@ -393,9 +393,11 @@ class GLMM:
                 (every fit starts at its estimates: the natural start for a parametric
                 bootstrap or a simulation from the fit, as lme4's refit), or a parameter vector.
             strategy: "chunked" (lax.map over vectorized chunks of ``chunk`` datasets), "map"
-                (lax.map), "vmap", "threads" (lax.map split over host threads), or
-                "auto": vmap on GPU/TPU, chunked on CPU (measured fastest there; see fit/_batch.py).
-            threads: number of threads for "threads" (default: the CPU count).
+                (lax.map), "vmap", "threads" (the rows split over host threads, each part
+                run as "chunked"), or "auto": vmap on GPU/TPU; on CPU threads when the
+                process may use several CPUs, else chunked (see fit/_batch.py).
+            threads: number of threads for "threads" (default: the CPUs the process may use).
+            chunk: datasets per vectorized chunk for "chunked" and "threads" (1: lax.map).
 
         Returns:
             A BatchFit with per-dataset estimates, log-likelihoods and convergence flags.

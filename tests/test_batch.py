@@ -49,11 +49,15 @@ def test_batch_is_one_compiled_computation(grouse, batch):
 
 def test_strategies_agree(grouse, batch):
     _, model, Y = grouse
-    threads = model.fit_batch(Y[:6], strategy="threads", threads=2)
+    threads = model.fit_batch(Y[:6], strategy="threads", threads=2, chunk=1)   # two parts, each a lax.map
     vmapped = model.fit_batch(Y[:4], strategy="vmap")
     chunked = model.fit_batch(Y[:8], strategy="chunked", chunk=4)
+    # two parts of 4 rows, each one vectorized chunk: the same chunks as chunked(4) above
+    threads_chunked = model.fit_batch(Y[:8], strategy="threads", threads=2, chunk=4)
     np.testing.assert_allclose(threads.params.values, batch.params.values[:6], atol=1e-7)
     np.testing.assert_allclose(chunked.params.values, batch.params.values[:8], atol=1e-5)
+    np.testing.assert_allclose(threads_chunked.params.values, chunked.params.values, atol=1e-12)
+    np.testing.assert_array_equal(threads_chunked.iterations, chunked.iterations)
     np.testing.assert_allclose(vmapped.params.values, batch.params.values[:4], atol=1e-5)
 
 

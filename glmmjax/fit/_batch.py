@@ -8,18 +8,18 @@ spread over the hardware is a strategy, chosen by backend:
                with 1000 datasets, the nested while-loops run to the slowest lane of all.
     "chunked"  lax.map over chunks of ``chunk`` datasets, each chunk vectorized: the loops
                run to the slowest of a few lanes, and each operation does several datasets'
-               work. benchmarks/bench_batch.py, grouseticks (1|LOCATION)+(1|INDEX), 1000
-               refits started at the fit, 2-core CPU: idle, chunks of 4-8 0.81-0.82 ms per
-               fit, map 0.86, one vmap 1.5; in an earlier run of the same comparison with other
-               jobs on both cores (load ~9) the vectorized forms held up far better
-               (chunks of 16 1.8 ms per fit, map 7.7 ms).
+               work (chunks of 8 were the fastest of 4, 8 and 16 in one run,
+               benchmarks/bench_batch.py --chunks 4,8,16: 1.61, 1.49, 1.60 ms per fit).
     "map"      jax.lax.map: a compiled loop over datasets, one at a time.
-    "threads"  lax.map on equal chunks of the rows, run from host threads in parallel
-               (XLA releases the GIL). On the 2-core CPU where glmmjax is benchmarked it was
-               slower than "map" (23 vs 11 ms per fit before nested factors had their own
-               factorization, benchmarks/bench_batch.py --strategies threads,map): XLA's own
-               CPU thread pool already uses the cores, and two computations contend.
-    "auto"     vmap on GPU/TPU, chunked on CPU (as fast as map idle, faster under load).
+    "threads"  the rows split into equal parts, one per CPU, each part run as "chunked" (as
+               "map" for chunk=1) from its own host thread with the same compiled
+               computation; XLA releases the GIL while it runs. A fit's operations are small
+               (a 466-effect model: mostly per-operation overhead), so XLA's thread pool
+               leaves the second core idle and two parts run side by side.
+               benchmarks/bench_batch.py, 1000 refits started at the fit, 2-core CPU:
+               threads(8) 0.84 ms per fit, chunked(8) 1.49, map 1.78.
+    "auto"     vmap on GPU/TPU; on CPU threads when the process may use more than one CPU,
+               else chunked.
 """
 from __future__ import annotations
 
@@ -117,20 +117,40 @@ def _inverse_hessian(model, fit):
     return (V / lam) @ V.T
 
 
-def _threads(spec, opts, glm_start, data, x0, h0, Y, n_threads):
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:       # not on Linux
+        return os.cpu_count() or 1
+
+
+def _threads(spec, opts, glm_start, data, x0, h0, Y, n_threads, chunk):
+    """Equal parts of the rows, each fitted by the same compiled computation (``_chunked``,
+    or ``_map`` for chunk 1) from its own host thread; XLA releases the GIL while it runs."""
     B = Y.shape[0]
     n_threads = max(1, min(n_threads, B))
-    chunk = -(-B // n_threads)
-    pad = chunk * n_threads - B
-    Yp = jnp.concatenate([Y, jnp.repeat(Y[-1:], pad, axis=0)]) if pad else Y
-    parts = [Yp[i * chunk:(i + 1) * chunk] for i in range(n_threads)]
+    size = -(-B // n_threads)
+    Y = np.concatenate([Y, np.repeat(Y[-1:], size * n_threads - B, axis=0)])
+    chunk = max(1, min(chunk, size))
+
+    def run(part):
+        part = jnp.asarray(part)
+        if chunk == 1:
+            out = _map(spec, opts, glm_start, data, x0, h0, part)
+        else:
+            out = _chunked(spec, opts, glm_start, data, x0, h0, part, chunk)
+        return [np.asarray(o) for o in out]
+
     with ThreadPoolExecutor(n_threads) as pool:
-        outs = list(pool.map(lambda part: jax.block_until_ready(_map(spec, opts, glm_start, data, x0, h0, part)), parts))
-    return tuple(jnp.concatenate([o[i] for o in outs])[:B] for i in range(4))
+        outs = list(pool.map(run, [Y[i * size:(i + 1) * size] for i in range(n_threads)]))
+    return tuple(np.concatenate([o[i] for o in outs])[:B] for i in range(4))
 
 
-def _auto_strategy() -> str:
-    return "chunked" if jax.default_backend() == "cpu" else "vmap"
+def _auto_strategy(n_datasets: int) -> str:
+    if jax.default_backend() != "cpu":
+        return "vmap"
+    return "threads" if usable_cpus() > 1 and n_datasets > 1 else "chunked"
 
 
 def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, strategy="auto",
@@ -145,7 +165,7 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
     size = np.asarray(model.data.size) if model.family.name in ("binomial", "betabinomial") else None
     model.family.check_response(Y.reshape(-1), None if size is None else np.tile(size, Y.shape[0]))
     if strategy == "auto":
-        strategy = _auto_strategy()
+        strategy = _auto_strategy(len(Y))
     if strategy not in ("map", "vmap", "chunked", "threads"):
         raise ValueError(f"Unknown strategy {strategy!r}; choose 'auto', 'chunked', 'map', 'vmap' or 'threads'")
     opts = OptimizerOptions(method=method, gtol=gtol, maxiter=maxiter)
@@ -157,8 +177,11 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
             h0 = _inverse_hessian(model, start)
         start = start.x
     x0 = jnp.asarray(model._start_vector(start) if start is not None else model.to_internal(model.start()), dt)
-    Yj = jnp.asarray(Y, dt)
     h0 = None if h0 is None else jnp.asarray(h0, dt)
+    if strategy == "threads":
+        x, value, grad, its = _threads(model.spec, opts, glm_start, model.data, x0, h0, Y.astype(dt),
+                                       threads or usable_cpus(), int(chunk))
+    Yj = jnp.asarray(Y, dt)
     args = (model.spec, opts, glm_start, model.data, x0, h0, Yj)
     if strategy == "map":
         x, value, grad, its = _map(*args)
@@ -166,8 +189,6 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
         x, value, grad, its = _vmap(*args)
     elif strategy == "chunked":
         x, value, grad, its = _chunked(*args, int(max(1, min(chunk, len(Y)))))
-    else:
-        x, value, grad, its = _threads(*args, threads or os.cpu_count() or 1)
     J = model.jacobian_external()
     x = np.asarray(x, float) @ J.T
     grad = np.asarray(grad, float) @ np.linalg.inv(J)
