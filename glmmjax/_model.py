@@ -284,6 +284,15 @@ class GLMM:
         if self.spec.pd:
             mu = np.asarray(fam.link.linkinv(jnp.asarray(np.asarray(d.X) @ beta + np.asarray(d.offset))))
             betad[0] = fam.initial_disp(self._y, mu, self._size)
+        if fam.link.name == "identity" and fam.has_dispersion and theta.size:
+            # The predictor is on the response's scale, so L = I (SD 1) can be far off the
+            # residual SD (sleepstudy: ~30 ms), and there the objective is concave in L:
+            # L-BFGS skips those curvature pairs and crawls (sleepstudy with disp=~Days: 231
+            # iterations from L = I). Start as lme4's relative theta = 1 does: L = s I with s
+            # the residual SD of the least-squares fit.
+            r = np.asarray(self._y, float) - np.asarray(d.X) @ beta - np.asarray(d.offset)
+            s = float(np.sqrt(np.mean(r * r))) if r.size else 1.0
+            theta = theta * (s if np.isfinite(s) and s > 0 else 1.0)
         extra = np.asarray(fam.initial_extra(self._y, mu0, self._size), float).reshape(-1)
         betazi = np.zeros(self.spec.pz)
         if self.spec.pz and "(Intercept)" in self.zi_names:

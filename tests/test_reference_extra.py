@@ -221,3 +221,16 @@ def test_glmmtmb_stopped_short(extra_fit, ref_id):
     # ... and glmmjax's fit is glmmTMB's own optimum from a better start
     better, _ = extra_fit(ref_id + "_start")
     assert fit.loglik >= better["fit_stats"]["logLik"] - 2e-3
+
+
+def test_identity_link_random_effects_start_at_the_residual_scale(extra_fit):
+    # L = I would put sleepstudy's Subject SD at 1 ms against a residual SD near 50 ms, where
+    # the objective is concave in L and L-BFGS crawled (231 iterations); starting at the
+    # least-squares residual SD (lme4's relative theta = 1) it converges as glmmTMB does.
+    _, fit = extra_fit("gauss_disp")
+    model = fit.model
+    X, y = np.asarray(model.design.X), np.asarray(model.design.y, float)
+    beta = np.linalg.lstsq(X, y, rcond=None)[0]
+    theta0 = model.start()[model.spec.slices()["theta"]]
+    np.testing.assert_allclose(theta0, [np.sqrt(np.mean((y - X @ beta) ** 2))], rtol=1e-12)
+    assert fit.iterations <= 60
