@@ -163,6 +163,33 @@ def test_compois_loglik_matches_brute_force_series():
     np.testing.assert_allclose(_ll(CMP, Y, 1.3, 0.0), _ll(Poisson(), Y, 1.3, 0.0), rtol=1e-12)
 
 
+def test_compois_short_window_and_its_fallback():
+    # The log-likelihood sums log Z over SHORT_TERMS terms where that window holds the whole
+    # series for every observation of the call (_window_holds), else over n_terms.
+    from glmmjax.families._compois import SHORT_TERMS, _newton, _window, _window_holds
+
+    def holds(eta, d):
+        lm, nu = jnp.full(1, eta), jnp.full(1, np.exp(-d))
+        j, lg = _window(lm, SHORT_TERMS)
+        return bool(_window_holds(_newton(lm, nu, j, lg)[0], j, lg, nu)[0])
+
+    short_only = ConwayMaxwellPoisson(n_terms=SHORT_TERMS)
+    y = np.array([2.0, 5.0, 13.0, 30.0])
+    narrow, wide = (0.3, 0.9), (3.0, 1.5)      # (eta, d): mu 1.35, phi 2.5; mu 20, phi 4.5
+    assert holds(*narrow) and not holds(*wide)
+    want_narrow = ref_compois(y, np.exp(narrow[0]), np.exp(-narrow[1]))
+    want_wide = ref_compois(y, np.exp(wide[0]), np.exp(-wide[1]))
+    # narrow: the short window is the series (the same computation as a 64-term family)
+    np.testing.assert_array_equal(_ll(CMP, y, *narrow), _ll(short_only, y, *narrow))
+    np.testing.assert_allclose(_ll(CMP, y, *narrow), want_narrow, rtol=1e-12, atol=1e-12)
+    # wide: 64 terms miss mass (seen 6.5e-4), the default falls back to the full window,
+    # for all observations of a call once one of them needs it
+    assert np.max(np.abs(_ll(short_only, y, *wide) - want_wide)) > 1e-5
+    eta = np.repeat([narrow[0], wide[0]], 4)
+    d = np.repeat([narrow[1], wide[1]], 4)
+    np.testing.assert_allclose(_ll(CMP, np.tile(y, 2), eta, d), np.r_[want_narrow, want_wide], rtol=1e-12, atol=1e-12)
+
+
 def _pointwise(fam_name):
     rows = POINTWISE[fam_name]
     y = np.array([r["y"] for r in rows], float)

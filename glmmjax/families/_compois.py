@@ -30,6 +30,13 @@ by the mode m = exp(x / nu):
   mu phi <~ 1000 (log p within 1e-10 of a 8192-term sum on a grid of mu <= 400 and
   phi <= 20, except mu phi >= 2000); wider distributions need a larger ``n_terms``, e.g.
   ``ConwayMaxwellPoisson(n_terms=2048)``. log(j!) comes from a table below j = 4096.
+  The log-likelihood first solves with a window of SHORT_TERMS = 64 terms and keeps it when,
+  at the solution, it holds every observation's series to rounding (``_window_holds``:
+  the terms are log-concave in j, so the omitted tails are bounded by geometric series),
+  as for the usual small counts; otherwise the whole call uses the ``n_terms`` window.
+  benchmarks/bench_tmb.py --only compois --no-r (compois_sim: counts 0-9, 300
+  observations): warm gj.glmm 0.80 s, 2.06 s with the 512-term window alone; the first
+  (compiling) fit 19 s against 14 s, as the full window's branch is compiled too.
 
 log lambda from mu and nu (TMB's ``calc_loglambda``): Newton's method on
 f(x) = log E(y | x) - log mu, f'(x) = Var / E, halving back a step that increases |f| as
@@ -83,6 +90,7 @@ __all__ = ["ConwayMaxwellPoisson", "compois_log_z", "compois_loglambda", "compoi
 _LOG_SQRT_2PI = 0.9189385332046727
 MAX_NEWTON = 60
 DEFAULT_TERMS = 512
+SHORT_TERMS = 64     # the window tried first by the log-likelihood (see _window_holds)
 
 
 _LOG_FACTORIAL_TABLE = 4096
@@ -113,6 +121,25 @@ def _window(logmean, n_terms):
     start = jnp.maximum(m0 - (n_terms // 2), 0.0)
     j = start[..., None] + jnp.arange(n_terms, dtype=dt)
     return j, _log_factorial(j)
+
+
+def _window_holds(x, j, lg, nu):
+    """True where the window holds the whole series at x = log lambda to rounding.
+
+    The terms t_j = exp(j x - nu log(j!)) are log-concave in j (second difference
+    -nu log((j + 1) / j) < 0), so the ratios t_(j+1) / t_j decrease: beyond the last term R
+    the tail is at most t_R r / (1 - r) with r = t_R / t_(R-1), before the first term L
+    (when L > 0) at most t_L r' / (1 - r') with r' = t_L / t_(L+1). With r, r' <= 1/2 and
+    t_R, t_L below e^-40 of the window's sum, the omitted mass is below 1e-17 of Z: log Z
+    and every moment behind the cumulant tables are the full series' to rounding.
+    (Observations in TMB's Laplace regime do not use the window.)
+    """
+    logt = j * x[..., None] - nu[..., None] * lg
+    log_z = jax.nn.logsumexp(logt, axis=-1)
+    half = -math.log(2.0)
+    right = (logt[..., -1] - logt[..., -2] <= half) & (logt[..., -1] - log_z <= -40.0)
+    left = (j[..., 0] == 0) | ((logt[..., 0] - logt[..., 1] <= half) & (logt[..., 0] - log_z <= -40.0))
+    return (right & left) | _use_laplace(x, nu)
 
 
 def _series_cumulants(x, nu, j, lg, order):
@@ -329,12 +356,24 @@ def _use_laplace(x, nu):
     return (mode > 100.0) & (mode * nu > 200.0) & (nu < 2.0 * mode)
 
 
-def _table(x, nu, j, lg, order):
+def _window_cumulants(x, nu, win, order, n_full=None):
+    """``_series_cumulants`` over the window ``win``: (j, lg); or, with ``n_full``,
+    (j, lg, short, logmean): the window (j, lg) when ``short`` (a scalar: it held for every
+    observation, ``_window_holds``), else the ``n_full``-term window placed by logmean
+    (built only then)."""
+    if n_full is None:
+        return _series_cumulants(x, nu, *win, order)
+    j, lg, short, logmean = win
+    return jax.lax.cond(short, lambda: _series_cumulants(x, nu, j, lg, order),
+                        lambda: _series_cumulants(x, nu, *_window(logmean, n_full), order))
+
+
+def _table(x, nu, win, order, n_full=None):
     """K[..., a, b] = d^(a+b) log Z / dx^a dnu^b, a + b <= order, as TMB's calc_logZ
     (series or Laplace approximation, elementwise). Not itself differentiated: the
     custom_jvp of ``_state`` asks for the next order instead."""
     lap = _use_laplace(x, nu)
-    series = _series_cumulants(x, nu, j, lg, order)
+    series = _window_cumulants(x, nu, win, order, n_full)
     # the Laplace table at safe arguments where it is not used
     safe_nu = jnp.where(lap, nu, 1.0)
     laplace = _laplace_table(jnp.where(lap, x, jnp.log(200.0)), safe_nu, order)
@@ -358,7 +397,7 @@ def compois_moments(x, nu, n_terms: int = DEFAULT_TERMS):
     series summed around the mode exp(x / nu))."""
     x, nu = jnp.broadcast_arrays(x, nu)
     j, lg = _window(x / nu, n_terms)
-    K = _table(x, nu, j, lg, 2)
+    K = _table(x, nu, (j, lg), 2)
     return K[..., 0, 0], K[..., 1, 0], K[..., 2, 0]
 
 
@@ -430,7 +469,7 @@ def _newton(logmean, nu, j, lg):
 def _state(x_hat, j, lg, logmean, nu, order):
     """(x, K): x = log lambda (the solved ``x_hat``) and the table K of log Z's derivatives
     up to ``order`` at (x, nu), as functions of (log mu, nu); j, lg: the series window."""
-    return x_hat, _table(x_hat, nu, j, lg, order)
+    return x_hat, _table(x_hat, nu, (j, lg), order)
 
 
 @_state.defjvp
@@ -499,7 +538,7 @@ def _series_setup(k: int):
     return mons, idx, prod, shift, fact, up, right
 
 
-def _loglik_series(x_hat, j, lg, y, lgy, logmean, nu, k):
+def _loglik_series(x_hat, win, y, lgy, logmean, nu, n_full, k):
     """All partial derivatives of log p(y) in (log mu, nu) of total degree <= k, packed as
     ``_series_setup(k)``'s monomials.
 
@@ -509,12 +548,12 @@ def _loglik_series(x_hat, j, lg, y, lgy, logmean, nu, k):
     iteration xi -= residual / K20 per degree). Then
     log p = y (x_hat + xi) - (nu + v) log(y!) - sum_ab K[a, b] xi^a v^b / (a! b!)."""
     if k == 0:
-        K = _table(x_hat, nu, j, lg, 0)
+        K = _table(x_hat, nu, win, 0, n_full)
         return (y * x_hat - nu * lgy - K[..., 0, 0])[..., None]
     mons, idx, prod, shift, fact, _, _ = _series_setup(k)
     dt = x_hat.dtype
     prod, shift = jnp.asarray(prod, dt), jnp.asarray(shift, dt)
-    K = _table(x_hat, nu, j, lg, k + 1)
+    K = _table(x_hat, nu, win, k + 1, n_full)
     inv_fact = np.array([[1.0 / (math.factorial(a) * math.factorial(b)) if a + b <= k else 0.0
                           for b in range(k + 1)] for a in range(k + 1)])
     inv_fact = jnp.asarray(inv_fact, dt)
@@ -546,18 +585,19 @@ def _loglik_series(x_hat, j, lg, y, lgy, logmean, nu, k):
     return series * jnp.asarray(fact, dt)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(7,))
-def _loglik_tower(x_hat, j, lg, y, lgy, logmean, nu, degree):
+@partial(jax.custom_jvp, nondiff_argnums=(6, 7))
+def _loglik_tower(x_hat, win, y, lgy, logmean, nu, n_full, degree):
     """Partial derivatives of log p(y) in (log mu, nu) up to ``degree`` (packed; entry 0 is
-    log p itself). y, log(y!), the solved x_hat and the window are constants."""
-    return _loglik_series(x_hat, j, lg, y, lgy, logmean, nu, degree)
+    log p itself). y, log(y!), the solved x_hat and the window ``win`` (see
+    ``_window_cumulants``) are constants."""
+    return _loglik_series(x_hat, win, y, lgy, logmean, nu, n_full, degree)
 
 
 @_loglik_tower.defjvp
-def _loglik_tower_jvp(degree, primals, tangents):
-    x_hat, j, lg, y, lgy, logmean, nu = primals
-    t_logmean, t_nu = tangents[5], tangents[6]
-    hi = _loglik_tower(x_hat, j, lg, y, lgy, logmean, nu, degree + 1)
+def _loglik_tower_jvp(n_full, degree, primals, tangents):
+    x_hat, win, y, lgy, logmean, nu = primals
+    t_logmean, t_nu = tangents[4], tangents[5]
+    hi = _loglik_tower(x_hat, win, y, lgy, logmean, nu, n_full, degree + 1)
     _, _, _, _, _, up, right = _series_setup(degree + 1)
     out = hi[..., :len(up)]
     tan = hi[..., up] * t_logmean[..., None] + hi[..., right] * t_nu[..., None]
@@ -602,9 +642,24 @@ class ConwayMaxwellPoisson(CountFamily):
         nu = jnp.exp(-jnp.asarray(disp_eta, lmu.dtype))
         lmu, nu = jnp.broadcast_arrays(lmu, nu)
         y = jnp.broadcast_to(jnp.asarray(y, lmu.dtype), lmu.shape)
-        j, lg = _window(sg(lmu), self.n_terms)
-        x_hat = sg(_newton(sg(lmu), sg(nu), j, lg)[0])
-        return _loglik_tower(x_hat, j, lg, y, jsp.gammaln(y + 1.0), lmu, nu, 0)[..., 0]
+        lgy = jsp.gammaln(y + 1.0)
+
+        def solved(n_terms):
+            j, lg = _window(sg(lmu), n_terms)
+            return sg(_newton(sg(lmu), sg(nu), j, lg)[0]), j, lg
+
+        if self.n_terms <= SHORT_TERMS:
+            x_hat, j, lg = solved(self.n_terms)
+            win, n_full = (j, lg), None
+        else:
+            # The short window first; where it does not hold some observation's series, the
+            # full one (one branch runs; under vmap both do). Only the forward computations
+            # on the window are conditional: the derivative tower is traced once.
+            x_hat, j, lg = solved(SHORT_TERMS)
+            short = jnp.all(_window_holds(x_hat, j, lg, sg(nu)))
+            x_hat = jax.lax.cond(short, lambda: x_hat, lambda: solved(self.n_terms)[0])
+            win, n_full = (j, lg, short, sg(lmu)), self.n_terms
+        return _loglik_tower(x_hat, win, y, lgy, lmu, nu, n_full, 0)[..., 0]
 
     def variance(self, mu, disp_eta, extra, size=None):
         mu = jnp.asarray(mu, float_dtype(mu))
