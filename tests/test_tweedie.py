@@ -30,7 +30,8 @@ import scipy.stats as st
 import glmmjax as gj
 from glmmjax.families import Tweedie, get_family
 from glmmjax.families._special import digamma_pos, lgamma_pos
-from glmmjax.families._tweedie import N_TERMS, log_w, series_window, tweedie_logpdf
+from glmmjax.families._tweedie import (N_TERMS, SHORT_TERMS, _log_sum, _series_log_terms, _series_terms, log_w,
+                                       series_window, short_window, short_window_holds, tweedie_logpdf)
 from glmmjax.families._zero_inflation import zero_inflated_loglik
 
 REF_DIR = Path(__file__).resolve().parent / "fixtures" / "reference_extra" / "families_tweedie"
@@ -228,6 +229,44 @@ def test_log_w_matches_full_series_at_strided_windows():
     assert np.all(np.asarray(stride) > 1)
     want = np.array([full_log_w(*v) for v in zip(ys, phis, ps)])
     np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+def test_short_window_holds_the_series_or_the_full_window_is_used():
+    # The log-density first sums SHORT_TERMS terms around j_max; short_window_holds accepts
+    # them where the omitted tails are provably below 1e-17 of W. On the grid of the bound
+    # test: where it holds, the short sum equals the full series up to the terms' rounding;
+    # the grid reaches both outcomes.
+    ps = np.array([1.001, 1.05, 1.2, 1.5, 1.8, 1.99, 1.99999])
+    jm = np.geomspace(1e-3, 1e4, 29)
+    P, J = (a.ravel() for a in np.meshgrid(ps, jm, indexing="ij"))
+    phi = 1.0 / (J * (2 - P))
+    args = (jnp.zeros(P.size), jnp.log(phi), jnp.asarray(psi_of(P)))
+
+    def short(*a):
+        lo = short_window(*a)
+        t = _series_log_terms(*a, lo, jnp.ones_like(lo), SHORT_TERMS)
+        return short_window_holds(t, lo), _log_sum(t)
+
+    holds, got = (np.asarray(v) for v in jax.jit(short)(*args))
+    assert 0.2 < holds.mean() < 0.9
+    for h, g, p_, ph in zip(holds, got, P, phi):
+        if h:
+            full = sps.logsumexp(full_terms(1.0, ph, p_)[1])
+            assert abs(g - full) < 8 * EPS * rounding_scale(1.0, 1.0, ph, p_), (p_, ph)
+    # the series part of log p: one call where every observation's short window holds, one
+    # where one of them does not (the whole call then takes the full window)
+    y = np.array([0.0, 0.5, 2.0, 7.0])
+    series = jax.jit(_series_terms)
+    for ys, ph, all_hold in ((y, 1.3, True), (np.r_[y, 1.0], 1e-3, False)):
+        lp, pp = np.log(np.full(ys.size, ph)), psi_of(1.5)
+        pos = ys > 0
+        ly = jnp.log(jnp.asarray(ys[pos]))
+        lo = short_window(ly, lp[pos], pp)
+        h = short_window_holds(_series_log_terms(ly, jnp.asarray(lp[pos]), jnp.asarray(pp), lo, jnp.ones_like(lo),
+                                                 SHORT_TERMS), lo)
+        assert bool(np.all(h)) == all_hold
+        want = np.array([full_log_w(v, ph, 1.5) - np.log(v) if v > 0 else 0.0 for v in ys])
+        np.testing.assert_allclose(series(jnp.asarray(ys), jnp.asarray(lp), jnp.asarray(pp)), want, rtol=1e-13, atol=1e-13)
 
 
 # ---------------------------------------------------------------------------------------
