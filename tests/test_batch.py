@@ -49,16 +49,18 @@ def test_batch_is_one_compiled_computation(grouse, batch):
 
 def test_strategies_agree(grouse, batch):
     _, model, Y = grouse
-    threads = model.fit_batch(Y[:6], strategy="threads", threads=2, chunk=1)   # two parts, each a lax.map
+    # two parts of 50 rows, each a lax.map: the fixture's compiled computation, run from two threads
+    threads = model.fit_batch(np.vstack([Y, Y]), strategy="threads", threads=2, chunk=1)
     vmapped = model.fit_batch(Y[:4], strategy="vmap")
-    chunked = model.fit_batch(Y[:8], strategy="chunked", chunk=4)
-    # two parts of 4 rows, each one vectorized chunk: the same chunks as chunked(4) above
+    chunked = model.fit_batch(Y[:4], strategy="chunked", chunk=4)
+    # two parts of 4 rows, each one vectorized chunk: the same computation as chunked(4) above
     threads_chunked = model.fit_batch(Y[:8], strategy="threads", threads=2, chunk=4)
-    np.testing.assert_allclose(threads.params.values, batch.params.values[:6], atol=1e-7)
-    np.testing.assert_allclose(chunked.params.values, batch.params.values[:8], atol=1e-5)
-    np.testing.assert_allclose(threads_chunked.params.values, chunked.params.values, atol=1e-12)
-    np.testing.assert_array_equal(threads_chunked.iterations, chunked.iterations)
+    np.testing.assert_allclose(threads.params.values, np.vstack([batch.params.values] * 2), atol=1e-12)
+    np.testing.assert_allclose(chunked.params.values, batch.params.values[:4], atol=1e-5)
     np.testing.assert_allclose(vmapped.params.values, batch.params.values[:4], atol=1e-5)
+    np.testing.assert_allclose(threads_chunked.params.values[:4], chunked.params.values, atol=1e-12)
+    np.testing.assert_array_equal(threads_chunked.iterations[:4], chunked.iterations)
+    np.testing.assert_allclose(threads_chunked.params.values[4:], batch.params.values[4:8], atol=1e-5)
 
 
 def test_lmm_batch_equals_single_fit():
