@@ -249,3 +249,40 @@ def test_design_cache_keeps_designs_apart():
     # scale() centred on each data set: the shifted heights give the same scaled column
     np.testing.assert_allclose(cached[1].X[:, 4], first.X[:, 4], atol=1e-12)
     np.testing.assert_allclose(cached[1].X[:, 3], np.log(data.HEIGHT.to_numpy() + 100.0))
+
+
+def test_direct_builder_equals_patsy():
+    """Designs of plain columns (numeric, factors under any contrast, interactions of both)
+    are built without patsy once the first build has matched patsy's matrix exactly; the
+    others (calls such as log(x)) always go through patsy."""
+    from patsy import NAAction, build_design_matrices
+
+    from glmmjax.design import _matrix
+
+    data = datasets.load("Arabidopsis")
+    data["amd_o"] = pd.Categorical(data.amd, ordered=True)
+    data["total.x"] = data["total.fruits"] * 0.5 + 1.0
+    cases = [
+        ("total.fruits ~ nutrient + rack + status + amd + reg", True),
+        ("total.fruits ~ nutrient * amd * status", True),           # three-way interactions
+        ("total.fruits ~ 0 + status:amd + total.x", True),          # a full-rank coding, a dotted name
+        ("total.fruits ~ amd_o * nutrient", True),                  # ordered: polynomial contrasts
+        ("total.fruits ~ log(nutrient) + amd", False),
+    ]
+    for formula, direct in cases:
+        _matrix._DESIGNS.clear()
+        for _ in range(2):                      # the second build is served from the cache
+            design = make_design(formula, data, contrasts={"status": "sum"})
+        ((_, design_info, plain),) = _matrix._DESIGNS.values()
+        assert (plain is not None) == direct, formula
+        if direct:
+            rows = data.loc[design.rows]
+            got = _matrix._direct_matrix(design_info, rows, design.fixed_info.fixed.factor_levels, plain)
+            want = np.asarray(design.fixed_info.fixed.build(rows))
+            order = design.fixed_info.fixed.order
+            np.testing.assert_array_equal(got[:, order][:, design.fixed_info.fixed.keep], want)
+            (patsy_matrix,) = build_design_matrices(
+                [design_info], _matrix._prepare(rows, design.fixed_info.fixed.variables,
+                                                design.fixed_info.fixed.factor_levels), NA_action=NAAction(NA_types=[]))
+            np.testing.assert_array_equal(got, np.asarray(patsy_matrix))
+            np.testing.assert_array_equal(design.X, want)
