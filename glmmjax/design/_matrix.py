@@ -32,7 +32,7 @@ from glmmjax.formula import deparse, patsy_code, python_code, variables
 from glmmjax.formula._syntax import Call, Name, Node
 
 from ._contrasts import contrast_for
-from ._data import as_factor, check_columns, factor_levels, is_factor, is_ordered
+from ._data import _codes_in, as_factor, check_columns, factor_levels, is_factor, is_ordered
 from ._env import CONTRAST_NAMES, eval_env
 
 
@@ -263,7 +263,7 @@ def _direct_matrix(design_info: DesignInfo, data: pd.DataFrame, levels: dict, pl
 
 def _codes(series: pd.Series, levels: tuple):
     """Each row's position in ``levels``, or None if a value is missing."""
-    codes = np.asarray(as_factor(series, levels).codes)
+    codes = _codes_in(series, levels)
     return None if (codes < 0).any() else codes
 
 
