@@ -136,7 +136,7 @@ def build_matrix(node: Node, data: pd.DataFrame, contrasts=None, *,
     try:
         if key is not None and key in _DESIGNS:
             terms, design_info, direct = _DESIGNS[key]
-            matrix = _direct_matrix(design_info, data, levels, direct) if direct else None
+            matrix = _direct_matrix(design_info, data, levels, direct) if direct is not None else None
             if matrix is None:
                 matrix = np.ones((len(data), 1)) if intercept_only else _patsy_matrix(design_info, data, used, levels, no_na)
         else:

@@ -83,7 +83,7 @@ import numpy as np
 from ._base import CountFamily, pearson_dispersion
 from ._checks import natural
 from ._genpois import inversion_sample
-from ._stable import float_dtype, log_mu
+from ._stable import float_dtype, log_concave_window_holds, log_mu
 
 __all__ = ["ConwayMaxwellPoisson", "compois_log_z", "compois_loglambda", "compois_moments"]
 
@@ -124,22 +124,12 @@ def _window(logmean, n_terms):
 
 
 def _window_holds(x, j, lg, nu):
-    """True where the window holds the whole series at x = log lambda to rounding.
-
-    The terms t_j = exp(j x - nu log(j!)) are log-concave in j (second difference
-    -nu log((j + 1) / j) < 0), so the ratios t_(j+1) / t_j decrease: beyond the last term R
-    the tail is at most t_R r / (1 - r) with r = t_R / t_(R-1), before the first term L
-    (when L > 0) at most t_L r' / (1 - r') with r' = t_L / t_(L+1). With r, r' <= 1/2 and
-    t_R, t_L below e^-40 of the window's sum, the omitted mass is below 1e-17 of Z: log Z
-    and every moment behind the cumulant tables are the full series' to rounding.
-    (Observations in TMB's Laplace regime do not use the window.)
-    """
+    """True where the window holds the whole series at x = log lambda to rounding: the
+    terms exp(j x - nu log(j!)) are log-concave in j (second difference
+    -nu log((j + 1) / j) < 0), see ``log_concave_window_holds``. (Observations in TMB's
+    Laplace regime do not use the window.)"""
     logt = j * x[..., None] - nu[..., None] * lg
-    log_z = jax.nn.logsumexp(logt, axis=-1)
-    half = -math.log(2.0)
-    right = (logt[..., -1] - logt[..., -2] <= half) & (logt[..., -1] - log_z <= -40.0)
-    left = (j[..., 0] == 0) | ((logt[..., 0] - logt[..., 1] <= half) & (logt[..., 0] - log_z <= -40.0))
-    return (right & left) | _use_laplace(x, nu)
+    return log_concave_window_holds(logt, j[..., 0] == 0) | _use_laplace(x, nu)
 
 
 def _series_cumulants(x, nu, j, lg, order):

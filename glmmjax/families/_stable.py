@@ -136,3 +136,22 @@ def gamma_poisson(key, shape, scale, dtype):
     k1, k2 = jax.random.split(key)
     lam = jax.random.gamma(k1, shape, shape=jnp.shape(shape), dtype=dtype) * scale
     return jax.random.poisson(k2, lam, shape=jnp.shape(shape)).astype(dtype)
+
+
+def log_concave_window_holds(log_terms, starts_at_first):
+    """True where a window of consecutive terms of a log-concave series holds the whole
+    series to rounding: ``log_terms`` (..., n) are log t_j at consecutive j, and
+    ``starts_at_first`` says the window begins at the series' first term.
+
+    Log-concavity makes the ratios t_(j+1) / t_j decrease, so beyond the last term R the
+    tail is at most t_R r / (1 - r) with r = t_R / t_(R-1), and before the first term L
+    (when the series has terms there) at most t_L r' / (1 - r') with r' = t_L / t_(L+1).
+    With r, r' <= 1/2 and t_R, t_L below e^-40 of the window's sum, the omitted mass is
+    below 1e-17 of the sum. Not differentiated (a decision on stop-gradient values).
+    """
+    t = jax.lax.stop_gradient(log_terms)
+    total = jax.nn.logsumexp(t, axis=-1)
+    half = -math.log(2.0)
+    right = (t[..., -1] - t[..., -2] <= half) & (t[..., -1] - total <= -40.0)
+    left = starts_at_first | ((t[..., 0] - t[..., 1] <= half) & (t[..., 0] - total <= -40.0))
+    return right & left

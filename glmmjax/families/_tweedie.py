@@ -79,7 +79,7 @@ import numpy as np
 from ._base import Family
 from ._checks import check_finite, natural
 from ._special import lgamma, lgamma_pos
-from ._stable import float_dtype, log_mu
+from ._stable import float_dtype, log_concave_window_holds, log_mu
 
 __all__ = ["Tweedie", "tweedie_logpdf", "log_w", "N_TERMS", "SHORT_TERMS"]
 
@@ -156,17 +156,9 @@ def short_window(log_y, log_phi, psi):
 
 def short_window_holds(terms, lo):
     """True where SHORT_TERMS consecutive terms (log W_j from j = lo) hold the series to
-    rounding. log W_j is concave in j (its second difference is minus those of the convex
-    lgamma(j + 1) and lgamma(alpha j)), so the ratios W_(j+1) / W_j decrease: beyond the
-    last term R the tail is at most W_R r / (1 - r) with r = W_R / W_(R-1), before the first
-    term L > 1 at most W_L r' / (1 - r') with r' = W_L / W_(L+1). With r, r' <= 1/2 and W_R,
-    W_L below e^-40 of the window's sum, the omitted terms are below 1e-17 of W."""
-    t = jax.lax.stop_gradient(terms)
-    total = _log_sum(t)
-    half = -math.log(2.0)
-    right = (t[..., -1] - t[..., -2] <= half) & (t[..., -1] - total <= -40.0)
-    left = (lo == 1.0) | ((t[..., 0] - t[..., 1] <= half) & (t[..., 0] - total <= -40.0))
-    return right & left
+    rounding: log W_j is concave in j (its second difference is minus those of the convex
+    lgamma(j + 1) and lgamma(alpha j)), see ``log_concave_window_holds``."""
+    return log_concave_window_holds(terms, lo == 1.0)
 
 
 def _mean_terms(y, log_mu, log_phi, psi):
