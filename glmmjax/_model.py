@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._trace_cache import cached_call
 from .covariance import combine, cov_structure
 from .design import fixed_matrix, make_design
 from .formula import parse_formula
@@ -368,8 +369,9 @@ class GLMM:
 
         opts = OptimizerOptions(method=method, gtol=gtol, maxiter=maxiter)
         x0 = self._start_vector(start)
-        res = fit_arrays(self.spec, opts, self.data, x0, glm_start=start is None,
-                         hessian=hessian == "fd" and method == "lbfgs" and not self.spec.profiled)
+        static = dict(spec=self.spec, opts=opts, glm_start=start is None,
+                      hessian=hessian == "fd" and method == "lbfgs" and not self.spec.profiled)
+        res = cached_call(fit_arrays, static, data=self.data, x0=x0)
         return FitResult.from_optimum(self, res, opts, hessian=hessian)
 
     def _start_vector(self, start):

@@ -62,6 +62,12 @@ class OptResult(NamedTuple):
     hess: jax.Array | None = None   # central-difference Hessian at x (minimize(hessian=True), "lbfgs")
 
 
+# A fit's result crosses glmmjax's trace cache (glmmjax/_trace_cache.py) as a jax.export output
+# (a JAX without this registration does not cache the fit; it traces it as usual).
+if hasattr(jax.export, "register_namedtuple_serialization"):
+    jax.export.register_namedtuple_serialization(OptResult, serialized_name="glmmjax.fit.OptResult")
+
+
 def _lbfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False) -> OptResult:
     import optax  # imported on use: the default optimizer does not need it
 

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from .._trace_cache import cached_call
 from ..families._base import Family
 from ..laplace._spec import Params
 from ._post import glmm_post, lmm_post
@@ -65,7 +66,7 @@ class FitResult:
                 "the family and link, or give starting values with start=")
         names = list(model.fixed_names)
         if spec.profiled:
-            post = lmm_post(spec, model.data, x)
+            post = cached_call(lmm_post, dict(spec=spec), data=model.data, theta=x)
             beta = _np(post["beta"])
             vcov = _np(post["vcov"])
             sigma = float(post["sigma"])
@@ -76,7 +77,7 @@ class FitResult:
             extra = np.zeros(0)
         else:
             given = {} if res.hess is None else dict(hess=res.hess, grad=res.grad)
-            post = glmm_post(spec, model.data, x, res.aux, hessian=hessian, **given)
+            post = cached_call(glmm_post, dict(spec=spec, hessian=hessian), data=model.data, x=x, u=res.aux, **given)
             x = model.to_external(_np(x))
             prm = Params.unpack(spec, x)
             beta = _np(prm.beta)
