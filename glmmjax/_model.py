@@ -278,12 +278,12 @@ class GLMM:
             return theta
         fam, d = self.family, self.design
         mu0 = np.asarray(fam.initial_mu(self._y, self._size), float)
-        eta0 = np.asarray(fam.link.linkfun(jnp.asarray(mu0)))
+        eta0 = fam.link.host_linkfun(mu0)
         beta, *_ = np.linalg.lstsq(np.asarray(d.X), eta0 - np.asarray(d.offset), rcond=None)
         beta = np.clip(beta, -1e6, 1e6)
         betad = np.zeros(self.spec.pd)
         if self.spec.pd:
-            mu = np.asarray(fam.link.linkinv(jnp.asarray(np.asarray(d.X) @ beta + np.asarray(d.offset))))
+            mu = fam.link.host_linkinv(np.asarray(d.X) @ beta + np.asarray(d.offset))
             betad[0] = fam.initial_disp(self._y, mu, self._size)
         if fam.link.name == "identity" and fam.has_dispersion and theta.size:
             # The predictor is on the response's scale, so L = I (SD 1) can be far off the

@@ -756,3 +756,34 @@ def test_beta_with_one_shape_parameter_small_and_the_other_huge():
         eta = np.log(mu) - np.log1p(-mu)
         got = float(Beta().loglik(jnp.asarray([y]), jnp.asarray([eta]), jnp.asarray([np.log(phi)]), jnp.zeros(0), None)[0])
         np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["identity", "log", "logit", "probit", "cloglog", "inverse", "sqrt"])
+def test_host_links_equal_the_jax_links(name):
+    from glmmjax.families._links import get_link
+
+    link = get_link(name)
+    mu = np.array([1e-12, 1e-6, 0.03, 0.5, 0.97, 1 - 1e-9])
+    eta = np.array([-30.0, -4.0, -0.3, 0.0, 0.7, 3.0, 20.0])
+    if name in ("inverse", "sqrt"):
+        eta = np.abs(eta) + 0.1
+    np.testing.assert_allclose(link.host_linkfun(mu), np.asarray(link.linkfun(jnp.asarray(mu))), rtol=1e-13)
+    np.testing.assert_allclose(link.host_linkinv(eta), np.asarray(link.linkinv(jnp.asarray(eta))), rtol=1e-13, atol=1e-300)
+    assert link._host is not None
+
+
+def test_a_link_without_host_functions_evaluates_its_jax_ones():
+    from glmmjax.families._links import Link
+
+    @dataclasses.dataclass(frozen=True)
+    class Cauchit(Link):
+        name = "cauchit"
+
+        def linkfun(self, mu):
+            return jnp.tan(jnp.pi * (mu - 0.5))
+
+        def linkinv(self, eta):
+            return 0.5 + jnp.arctan(eta) / jnp.pi
+
+    np.testing.assert_allclose(Cauchit().host_linkinv(np.array([0.0, 1.0])), [0.5, 0.75], rtol=1e-14)
+    assert isinstance(Cauchit().host_linkfun([0.5]), np.ndarray)

@@ -191,7 +191,7 @@ def predict(fit, newdata=None, re_form=None, type="response", allow_new_levels=T
     # zero-truncated counts: mu / (1 - f(0)), which depends on the dispersion too)
     fam = model.family
     if fam.__class__.mean is Family.mean:    # (``type`` is an argument here)
-        mu = np.asarray(fam.link.linkinv(jnp.asarray(eta)), float)
+        mu = fam.link.host_linkinv(eta)
     else:
         extra = jnp.asarray(fit.extra) if np.size(fit.extra) else jnp.zeros(fam.n_extra)
         mu = np.asarray(fam.mean(jnp.asarray(eta), jnp.asarray(_disp_rows(fit, newdata)), extra), float)

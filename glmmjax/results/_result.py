@@ -60,7 +60,7 @@ class FitResult:
         spec = model.spec
         x = res.x
         msgs = []
-        if not bool(jnp.all(jnp.isfinite(x))) or not bool(jnp.isfinite(res.value)):
+        if not np.all(np.isfinite(np.asarray(x))) or not np.isfinite(float(res.value)):  # on the host: no eager JAX ops
             raise FloatingPointError(
                 "The objective became non-finite during the fit (NaN or inf); check the data scale, "
                 "the family and link, or give starting values with start=")
@@ -372,7 +372,7 @@ class FitResult:
         """Fitted means of y at the conditional modes (binomial: proportions; with zero-inflation
         (1 - p) mu), as glmmTMB's fitted() = predict(type="response")."""
         if self.model.spec.pz == 0 and type(self.model.family).mean is Family.mean:
-            return np.asarray(self.model.family.link.linkinv(jnp.asarray(self.eta)))
+            return self.model.family.link.host_linkinv(self.eta)
         return self.predict(type="response")
 
     def predict(self, newdata=None, re_form=None, type="response", allow_new_levels=True):
