@@ -787,3 +787,17 @@ def test_a_link_without_host_functions_evaluates_its_jax_ones():
 
     np.testing.assert_allclose(Cauchit().host_linkinv(np.array([0.0, 1.0])), [0.5, 0.75], rtol=1e-14)
     assert isinstance(Cauchit().host_linkfun([0.5]), np.ndarray)
+
+
+def test_stirling_remainder_against_scipy_on_both_sides_of_the_series():
+    from glmmjax.families._stable import stirling_remainder
+
+    x = np.array([1e-8, 1e-3, 0.3, 1.0, 7.9, 8.1, 49.9, 50.0, 50.1, 1e3, 1e8])
+    approx = (x - 0.5) * np.log(x) - x + 0.5 * np.log(2 * np.pi)
+    # scipy's gammaln minus the approximation cancels for large x: there the first terms of
+    # the series are the reference (the next is below 1e-17 at x = 1e3)
+    want = np.where(x < 1e3, sps.gammaln(x) - approx, 1 / (12 * x) - 1 / (360 * x ** 3))
+    np.testing.assert_allclose(np.asarray(stirling_remainder(jnp.asarray(x))), want, rtol=1e-11, atol=2e-13)
+    # its derivative (autodiff through either branch): digamma(x) - log(x) + 1 / (2 x)
+    d1 = jax.vmap(jax.grad(stirling_remainder))(jnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(d1), sps.digamma(x) - np.log(x) + 0.5 / x, rtol=1e-9, atol=1e-13)

@@ -12,16 +12,20 @@ exp(log(1 - mu) + log phi) with log mu, log(1 - mu) computed stably from eta.
 
 lgamma(phi) - lgamma(a) - lgamma(b) cancels catastrophically for a large precision (each
 term ~ phi log phi; at phi = e^100 the difference is rounding noise of ~1e45, and an
-optimizer trial step there saw a log-likelihood of +1e182). When a, b >= 50 it is computed
-from Stirling's formula with a + b = phi,
+optimizer trial step there saw a log-likelihood of +1e182). It is computed from Stirling's
+formula with a + b = phi and log a = log mu + log phi, log b = log(1 - mu) + log phi:
 
     1/2 log(phi) - (a - 1/2) log(mu) - (b - 1/2) log(1 - mu) - log(2 pi) / 2
         + d(phi) - d(a) - d(b),        d(x) = lgamma(x) - [(x - 1/2) log x - x + log(2 pi)/2],
 
-which has no cancellation (both branches get clipped inputs, as in ``lgamma_diff``). When
-only the larger of a, b is >= 50, lgamma(phi) - lgamma(max(a, b)) is ``lgamma_diff`` (the
-direct difference cancels there too; tests/test_families.py compares with scipy's betaln
-for b >> a).
+which is exact for every a, b > 0 (d is ``stirling_remainder``: a series for x >= 50, lgamma
+minus the approximation below) and has no cancellation (tests/test_families.py compares
+with scipy's betaln for b >> a and checks phi = e^100). d(a) and d(b) are evaluated as one
+stacked array: the Laplace gradient differentiates them three times in eta, and one copy of
+that code instead of two halves the compiled program's share of it (petrol's fit: XLA
+compilation 4.8 -> 2.8 s, tracing 1.7 -> 1.0 s on a 2-core CPU, against the former
+branch-per-regime form).
+
 Links: logit (default), probit, cloglog. The response must lie strictly inside (0, 1).
 """
 from __future__ import annotations
@@ -34,8 +38,7 @@ import numpy as np
 
 from ._base import Family
 from ._checks import check_open_unit, natural
-from ._stable import _STIRLING_MIN, _stirling_err, float_dtype, lgamma_diff, log_mu_pair
-from ._special import lgamma
+from ._stable import float_dtype, log_mu_pair, stirling_remainder
 
 _HALF_LOG_2PI = 0.9189385332046727
 
@@ -54,21 +57,10 @@ class Beta(Family):
         log_mu, log_1m = log_mu_pair(self.link, eta)
         a = jnp.exp(log_mu + disp_eta)
         b = jnp.exp(log_1m + disp_eta)
-        big = jnp.minimum(a, b) >= _STIRLING_MIN
-        # one of a, b below _STIRLING_MIN: lgamma(phi) - lgamma(max) by lgamma_diff, which has
-        # no cancellation when the larger one (and so phi) is large
-        # (selected by where, not minimum/maximum: at a tie those split the derivative in two
-        # and lose the second derivative in eta)
-        a_gt_b = a > b
-        lo = jnp.where(big, 1.0, jnp.where(a_gt_b, b, a))
-        hi = jnp.where(big, 1.0, jnp.where(a_gt_b, a, b))
-        direct = lgamma_diff(lo, hi) - lgamma(lo)
-        a_big, b_big = jnp.where(big, a, _STIRLING_MIN), jnp.where(big, b, _STIRLING_MIN)
-        stirling = (0.5 * jnp.where(big, disp_eta, 0.0) - (a_big - 0.5) * jnp.where(big, log_mu, 0.0)
-                    - (b_big - 0.5) * jnp.where(big, log_1m, 0.0) - _HALF_LOG_2PI
-                    + _stirling_err(a_big + b_big) - _stirling_err(a_big) - _stirling_err(b_big))
+        d_ab = stirling_remainder(jnp.stack([a, b]))
         return (
-            jnp.where(big, stirling, direct)
+            0.5 * disp_eta - (a - 0.5) * log_mu - (b - 0.5) * log_1m - _HALF_LOG_2PI
+            + stirling_remainder(jnp.exp(disp_eta)) - d_ab[0] - d_ab[1]
             + (a - 1.0) * jnp.log(y) + (b - 1.0) * jnp.log1p(-y)
         )
 

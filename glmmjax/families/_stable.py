@@ -85,6 +85,20 @@ def _stirling_err(x):
     return _stirling_err_derivative(0, x)
 
 
+_HALF_LOG_2PI = 0.9189385332046727
+
+
+def stirling_remainder(x):
+    """lgamma(x) - [(x - 1/2) log x - x + log(2 pi)/2] for any x > 0: lgamma minus its
+    Stirling approximation, the series ``_stirling_err`` for x >= 50 and lgamma minus the
+    approximation below (|result| <= ~0.5 |log x| + 1 there, so no cancellation beyond a few
+    eps of lgamma(50) ~ 144). Both branches get clipped inputs."""
+    big = x >= _STIRLING_MIN
+    xs = jnp.where(big, 1.0, x)
+    xl = jnp.where(big, x, _STIRLING_MIN)
+    return jnp.where(big, _stirling_err(xl), lgamma(xs) - ((xs - 0.5) * jnp.log(xs) - xs + _HALF_LOG_2PI))
+
+
 @partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _stirling_err_derivative(k: int, x):
     """d^k/dx^k of ``_stirling_err`` for x >= 50: sum_j A_j (-1)^k (m_j)_k x^-(m_j + k), m_j =
