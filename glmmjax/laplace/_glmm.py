@@ -59,6 +59,20 @@ def loglik_rest(spec: ModelSpec, data: ModelData, prm: Params):
     return 0.0 if rest is None else jnp.sum(data.weights * rest)
 
 
+def _weighted_loglik(spec: ModelSpec, data: ModelData, prm: Params, eta_only: bool = False):
+    """(eta, zi_eta or None) -> per-observation weighted log-likelihood."""
+    disp_eta = _disp_eta(spec, data, prm)
+    density = spec.family.loglik_eta if eta_only else spec.family.loglik
+
+    def ll2(e, z):
+        lp = density(data.y, e, disp_eta, prm.extra, data.size)
+        if z is not None:
+            lp = zero_inflated_loglik(lp, data.y, z)
+        return data.weights * lp
+
+    return ll2
+
+
 def loglik_terms(spec: ModelSpec, data: ModelData, eta, prm: Params, eta_only: bool = False):
     """Per-observation weighted log-likelihood and its first two derivatives in the predictors.
 
@@ -68,20 +82,11 @@ def loglik_terms(spec: ModelSpec, data: ModelData, eta, prm: Params, eta_only: b
     the (n, 2, 2) Hessian over (eta, zi_eta). ``eta_only``: ll without the family's terms
     free of eta (``loglik_rest``; the derivatives are the same).
     """
-    fam = spec.family
     if isinstance(eta, tuple):
         eta, zi_eta = eta
     else:
         zi_eta = data.Xzi @ prm.betazi if spec.pz else None
-    disp_eta = _disp_eta(spec, data, prm)
-    density = fam.loglik_eta if eta_only else fam.loglik
-
-    def ll2(e, z):
-        lp = density(data.y, e, disp_eta, prm.extra, data.size)
-        if z is not None:
-            lp = zero_inflated_loglik(lp, data.y, z)
-        return data.weights * lp
-
+    ll2 = _weighted_loglik(spec, data, prm, eta_only)
     ones = jnp.ones_like(eta)
     if spec.layout.npred == 1:
         ll = lambda e: ll2(e, zi_eta)
@@ -261,9 +266,11 @@ def laplace_nll(spec: ModelSpec, x, data: ModelData, u0, second_order: bool = Fa
     """
     prm = Params.unpack(spec, x)
     if spec.nblocks == 0:
+        # the GLM (a GLMM's start): the log-likelihood alone, without loglik_terms'
+        # derivatives in eta (XLA drops them, but only after tracing and lowering them)
         eta = data.X @ prm.beta + data.offset
-        ll, _, _ = loglik_terms(spec, data, eta, prm)
-        return -jnp.sum(ll), u0
+        zi_eta = data.Xzi @ prm.betazi if spec.pz else None
+        return -jnp.sum(_weighted_loglik(spec, data, prm)(eta, zi_eta)), u0
     u_hat, _ = conditional_mode(spec, data, jax.lax.stop_gradient(prm), u0)
     u_hat = jax.lax.stop_gradient(u_hat)
     Ls = cholesky_factors(spec, prm.thetas)
