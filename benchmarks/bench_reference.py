@@ -8,7 +8,9 @@ Columns:
   R process     a fresh `Rscript` loading lme4/glmmTMB, reading the CSV and fitting
   py cold       a fresh `python -c` importing glmmjax and fitting, persistent compilation
                 cache empty
-  py cached     the same with the cache filled by the cold run
+  py cached     the same with the cache filled by the cold run: XLA's executables and
+                glmmjax's traces of the fit (glmmjax/_trace_cache.py), so the process
+                neither traces nor compiles
 
 Usage: python benchmarks/bench_reference.py [--no-process] [--only REGEX]
 R's times: taskset -c 1 Rscript benchmarks/r/time_r.R (rewrites benchmarks/r/r_times.csv).
