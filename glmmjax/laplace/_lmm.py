@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from . import _blocked as blk
 from ._spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
 
-__all__ = ["lmm_objective", "lmm_solution", "crossproducts", "lmm_objective_crossproducts"]
+__all__ = ["lmm_objective", "lmm_solution", "half_deviance", "crossproducts", "lmm_objective_crossproducts"]
 
 
 def _seg(z, c, m, v):
@@ -70,11 +70,16 @@ def lmm_solution(spec: ModelSpec, theta, data: ModelData):
 
 def lmm_objective(spec: ModelSpec, theta, data: ModelData):
     """Half the profiled deviance (ML) or REML criterion at theta."""
-    s = lmm_solution(spec, theta, data)
-    n, p = s["n"], s["p"]
+    return half_deviance(spec.reml, lmm_solution(spec, theta, data), data)
+
+
+def half_deviance(reml: bool, s: dict, data: ModelData):
+    """Half the profiled deviance (ML) or REML criterion from ``lmm_solution``'s pieces
+    (one solution gives both: the post-fit pass reports the ML deviance of a REML fit)."""
+    n, p = data.X.shape
     ldH = blk.logdet(s["F"])
     sumlogw = jnp.sum(jnp.log(data.weights))
-    if spec.reml:
+    if reml:
         nr = n - p
         ldX = 2.0 * jnp.sum(jnp.log(jnp.diagonal(s["LX"])))
         dev = ldH + ldX + nr * (1.0 + jnp.log(2.0 * jnp.pi * s["pwrss"] / nr))

@@ -24,7 +24,6 @@ LMMs: the PLS solution at theta-hat, sigma, (X'V^{-1}X)^{-1} sigma^2 as lme4's v
 """
 from __future__ import annotations
 
-import dataclasses
 from functools import partial
 
 import jax
@@ -32,7 +31,7 @@ import jax.numpy as jnp
 
 from ..laplace import _blocked as blk
 from ..laplace._glmm import _eta, _fixed, laplace_nll, loglik_terms
-from ..laplace._lmm import lmm_objective, lmm_solution
+from ..laplace._lmm import half_deviance, lmm_solution
 from ..laplace._spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
 from ..fit._lbfgs import fd_hessian, fd_steps
 
@@ -88,16 +87,18 @@ def glmm_post(spec: ModelSpec, data: ModelData, x, u, hessian: str = "fd", hess=
 
 @partial(jax.jit, static_argnames=("spec",))
 def lmm_post(spec: ModelSpec, data: ModelData, theta):
-    s = lmm_solution(spec, theta, data)
-    n, p = s["n"], s["p"]
-    obj = lmm_objective(spec, theta, data)
-    grad = jax.grad(lambda t: lmm_objective(spec, t, data))(theta)
+    # one factorization: the objective, its gradient and the solution's pieces together
+    def objective(t):
+        sol = lmm_solution(spec, t, data)
+        return half_deviance(spec.reml, sol, data), {k: v for k, v in sol.items() if k not in ("n", "p")}
+
+    (obj, s), grad = jax.value_and_grad(objective, has_aux=True)(theta)
+    n, p = data.X.shape
     sigma2 = s["pwrss"] / (n - p if spec.reml else n)
     LXinv = jax.scipy.linalg.solve_triangular(s["LX"], jnp.eye(p, dtype=theta.dtype), lower=True)
     vcov = sigma2 * (LXinv.T @ LXinv)
     b, cv = _modes_and_condvar(spec, s["Ls"], s["u"], s["F"], sigma2)
-    ml_spec = dataclasses.replace(spec, reml=False)
-    dev_ml = 2.0 * lmm_objective(ml_spec, theta, data)
+    dev_ml = 2.0 * half_deviance(False, s, data)
     eta = data.y - s["resid"]
     return dict(objective=obj, grad=grad, beta=s["beta"], sigma=jnp.sqrt(sigma2), vcov=vcov, b=b, condvar=cv,
                 Ls=s["Ls"], u=s["u"], eta=eta, deviance_ml=dev_ml, pwrss=s["pwrss"])
