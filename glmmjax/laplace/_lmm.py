@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _blocked as blk
+from . import _smallk as smallk
 from ._spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
 
 __all__ = ["lmm_objective", "lmm_solution", "half_deviance", "crossproducts", "lmm_objective_crossproducts"]
@@ -56,9 +57,9 @@ def lmm_solution(spec: ModelSpec, theta, data: ModelData):
     RZX = blk.solve_lower(lay, F, tuple(_seg(z, c, m, w[:, None] * X) for z, c, m in zip(Zl, data.codes, lay.nlevels)))
     XtWX = X.T @ (w[:, None] * X) - sum(jnp.einsum("mkp,mkr->pr", r, r) for r in RZX)
     XtWy = X.T @ (w * y) - sum(jnp.einsum("mkp,mk->p", r, c) for r, c in zip(RZX, cu))
-    LX = jnp.linalg.cholesky(XtWX)
-    cb = jax.scipy.linalg.solve_triangular(LX, XtWy, lower=True)
-    beta = jax.scipy.linalg.solve_triangular(LX, cb, lower=True, trans="T")
+    LX = smallk.cholesky(XtWX[None])[0]
+    cb = smallk.solve_lower(LX[None], XtWy[None])[0]
+    beta = smallk.solve_upper(LX[None], cb[None])[0]
     u = blk.solve_upper(lay, F, tuple(c - jnp.einsum("mkp,p->mk", r, beta) for c, r in zip(cu, RZX)))
     fitted = X @ beta
     for z, c, ub in zip(Zl, data.codes, u):
@@ -108,14 +109,15 @@ def lmm_objective_crossproducts(spec: ModelSpec, theta, cp: dict):
     (L,) = cholesky_factors(spec, Params.unpack(spec, theta).thetas)
     k = L.shape[0]
     A = jnp.einsum("ji,mjl,lk->mik", L, cp["G"], L) + jnp.eye(k, dtype=L.dtype)
-    LA = jnp.linalg.cholesky(A)
-    solve = jax.vmap(lambda l, b: jax.scipy.linalg.solve_triangular(l, b, lower=True))
-    cu = solve(LA, jnp.einsum("ji,mj->mi", L, cp["Zy"]))
-    RZX = solve(LA, jnp.einsum("ji,mjp->mip", L, cp["ZX"]))
+    # small k and p (the usual case) unrolled into elementwise operations (_smallk), which
+    # XLA fuses: the LAPACK calls on 2 x 2 blocks cost more in overhead than in arithmetic
+    LA = smallk.cholesky(A)
+    cu = smallk.solve_lower(LA, jnp.einsum("ji,mj->mi", L, cp["Zy"]))
+    RZX = smallk.solve_lower(LA, jnp.einsum("ji,mjp->mip", L, cp["ZX"]))
     XtWX = cp["XX"] - jnp.einsum("mkp,mkr->pr", RZX, RZX)
     XtWy = cp["Xy"] - jnp.einsum("mkp,mk->p", RZX, cu)
-    LX = jnp.linalg.cholesky(XtWX)
-    cb = jax.scipy.linalg.solve_triangular(LX, XtWy, lower=True)
+    LX = smallk.cholesky(XtWX[None])[0]
+    cb = smallk.solve_lower(LX[None], XtWy[None])[0]
     pwrss = cp["yy"] - jnp.sum(cu * cu) - jnp.sum(cb * cb)
     ldH = 2.0 * jnp.sum(jnp.log(jnp.diagonal(LA, axis1=1, axis2=2)))
     n, p = cp["n"], XtWX.shape[0]
