@@ -20,12 +20,12 @@ from .covariance import combine, cov_structure
 from .design import fixed_matrix, make_design
 from .formula import parse_formula
 from .families import Family, get_family
-from .fit._fit import fit_arrays
 from .fit._optimize import OptimizerOptions
 from .laplace._blocked import BlockLayout, is_nested
 from .laplace._glmm import laplace_nll, zero_modes
 from .laplace._lmm import lmm_objective
 from .laplace._spec import ModelData, ModelSpec, to_internal
+from .results._post import fit_and_post
 
 __all__ = ["GLMM", "glmm", "Block"]
 
@@ -369,10 +369,9 @@ class GLMM:
 
         opts = OptimizerOptions(method=method, gtol=gtol, maxiter=maxiter)
         x0 = self._start_vector(start)
-        static = dict(spec=self.spec, opts=opts, glm_start=start is None,
-                      hessian=hessian == "fd" and method == "lbfgs" and not self.spec.profiled)
-        res = cached_call(fit_arrays, static, data=self.data, x0=x0)
-        return FitResult.from_optimum(self, res, opts, hessian=hessian)
+        static = dict(spec=self.spec, opts=opts, glm_start=start is None, hessian=hessian)
+        res, post = cached_call(fit_and_post, static, data=self.data, x0=x0)
+        return FitResult.from_optimum(self, res, opts, hessian=hessian, post=post)
 
     def _start_vector(self, start):
         x0 = self.start()

@@ -25,12 +25,11 @@ import json, sys, warnings
 import jax
 jax.config.update("jax_compilation_cache_dir", sys.argv[1])
 import glmmjax as gj
-from glmmjax.fit._fit import fit_arrays
-from glmmjax.results._post import glmm_post
+from glmmjax.results._post import fit_and_post
 warnings.simplefilter("ignore")
 f = gj.glmm(sys.argv[2], gj.datasets.load(sys.argv[3]), family=sys.argv[4])
 print(json.dumps(dict(loglik=f.loglik, fixef=f.fixef.tolist(), se=f.se.tolist(), theta=f.theta.tolist(),
-                      traced=[fit_arrays._cache_size(), glmm_post._cache_size()])))
+                      traced=fit_and_post._cache_size())))
 """
 
 
@@ -53,9 +52,9 @@ def two_processes(tmp_path_factory):
 
 def test_a_fresh_process_reads_the_fit_instead_of_tracing_it(two_processes):
     first, files, second = two_processes
-    assert files == ["fit_arrays", "glmm_post"]
-    assert first["traced"] == [0, 0]        # the first process traced for jax.export, not by calling the jit
-    assert second["traced"] == [0, 0]
+    assert files == ["fit_and_post"]
+    assert first["traced"] == 0        # the first process traced for jax.export, not by calling the jit
+    assert second["traced"] == 0
     for k in ("loglik", "fixef", "se", "theta"):
         np.testing.assert_array_equal(second[k], first[k])
 
@@ -99,7 +98,7 @@ def test_a_damaged_file_is_replaced(tmp_path, monkeypatch):
         warnings.simplefilter("ignore")
         f1 = gj.glmm("Reaction ~ Days + (1|Subject)", d)
         files = sorted(tmp_path.iterdir())
-        assert [p.name.split("-")[0] for p in files] == ["fit_arrays", "lmm_post"]
+        assert [p.name.split("-")[0] for p in files] == ["fit_and_post"]
         for p in files:
             p.write_bytes(b"not a jax.export artefact")
         tc._memo.clear()

@@ -33,7 +33,9 @@ from ..laplace import _blocked as blk
 from ..laplace._glmm import _eta, _fixed, laplace_nll, loglik_terms
 from ..laplace._lmm import half_deviance, lmm_solution
 from ..laplace._spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
+from ..fit._fit import fit_arrays
 from ..fit._lbfgs import fd_hessian, fd_steps
+from ..fit._optimize import OptimizerOptions
 
 __all__ = ["glmm_post", "lmm_post"]
 
@@ -102,3 +104,19 @@ def lmm_post(spec: ModelSpec, data: ModelData, theta):
     eta = data.y - s["resid"]
     return dict(objective=obj, grad=grad, beta=s["beta"], sigma=jnp.sqrt(sigma2), vcov=vcov, b=b, condvar=cv,
                 Ls=s["Ls"], u=s["u"], eta=eta, deviance_ml=dev_ml, pwrss=s["pwrss"])
+
+
+@partial(jax.jit, static_argnames=("spec", "opts", "glm_start", "hessian"))
+def fit_and_post(spec: ModelSpec, opts: OptimizerOptions, data: ModelData, x0, glm_start: bool = True,
+                 hessian: str = "fd"):
+    """``fit_arrays`` and the post-fit pass (``lmm_post`` / ``glmm_post``) in one compiled
+    call: GLMM.fit's path. One program to trace, compile, cache and dispatch instead of two,
+    with no wait for the optimum on the host in between (a fresh process with a filled cache
+    loads one executable; a warm fit makes one call). A non-finite optimum flows through the
+    post-fit pass, and FitResult.from_optimum raises on it."""
+    in_loop = hessian == "fd" and opts.method == "lbfgs" and not spec.profiled
+    res = fit_arrays(spec, opts, data, x0, glm_start=glm_start, hessian=in_loop)
+    if spec.profiled:
+        return res, lmm_post(spec, data, res.x)
+    given = {} if res.hess is None else dict(hess=res.hess, grad=res.grad)
+    return res, glmm_post(spec, data, res.x, res.aux, hessian=hessian, **given)

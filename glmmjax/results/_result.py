@@ -56,7 +56,9 @@ class FitResult:
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def from_optimum(cls, model, res, opts, hessian: str = "fd") -> "FitResult":
+    def from_optimum(cls, model, res, opts, hessian: str = "fd", post=None) -> "FitResult":
+        """The result from the optimizer's ``res`` and, when given, the post-fit pass's
+        ``post`` (``fit_and_post``); without it the post-fit pass is run here."""
         spec = model.spec
         x = res.x
         msgs = []
@@ -66,7 +68,8 @@ class FitResult:
                 "the family and link, or give starting values with start=")
         names = list(model.fixed_names)
         if spec.profiled:
-            post = cached_call(lmm_post, dict(spec=spec), data=model.data, theta=x)
+            if post is None:
+                post = cached_call(lmm_post, dict(spec=spec), data=model.data, theta=x)
             beta = _np(post["beta"])
             vcov = _np(post["vcov"])
             sigma = float(post["sigma"])
@@ -76,8 +79,10 @@ class FitResult:
             disp = None
             extra = np.zeros(0)
         else:
-            given = {} if res.hess is None else dict(hess=res.hess, grad=res.grad)
-            post = cached_call(glmm_post, dict(spec=spec, hessian=hessian), data=model.data, x=x, u=res.aux, **given)
+            if post is None:
+                given = {} if res.hess is None else dict(hess=res.hess, grad=res.grad)
+                post = cached_call(glmm_post, dict(spec=spec, hessian=hessian), data=model.data, x=x, u=res.aux,
+                                   **given)
             x = model.to_external(_np(x))
             prm = Params.unpack(spec, x)
             beta = _np(prm.beta)
