@@ -11,6 +11,9 @@
 ##   R_REFS_DIR    reference JSON directory (default <repo>/tests/fixtures/reference)
 ##   R_DATA_DIR    CSV directory             (default <repo>/glmmjax/datasets/data)
 ##   R_OUT         output CSV                (default <this dir>/r_times.csv)
+##   R_WRITE_SCRIPTS  a directory: write each model's fresh-process script there as <id>.R
+##                 and stop, timing nothing (benchmarks/bench_reference.py runs them itself,
+##                 alternating with its own fresh-process fits)
 ##
 ## Output columns: id, engine, median_s, min_s, reps, process_s, process_reps, loadavg_1m
 ##   median_s / min_s : elapsed seconds of system.time(<call>) (gc first) over R_REPS
@@ -44,6 +47,7 @@ REPS      <- as.integer(Sys.getenv("R_REPS", "5"))
 PROC_REPS <- as.integer(Sys.getenv("R_PROC_REPS", "3"))
 NSIM      <- as.integer(Sys.getenv("R_BOOT_NSIM", "100"))
 ONLY      <- Sys.getenv("R_ONLY", "")
+SCRIPTS   <- Sys.getenv("R_WRITE_SCRIPTS", "")
 RSCRIPT   <- file.path(R.home("bin"), "Rscript")
 options(contrasts = c(unordered = "contr.treatment", ordered = "contr.poly"))
 
@@ -103,6 +107,10 @@ for (f in files) {
   ref$dataset_name <- sub("\\.csv$", "", ref$dataset)
   ref$engine <- if (is.null(ref$engine)) (if (grepl("^glmmTMB", ref$call)) "glmmTMB" else "lme4") else ref$engine
   csv <- file.path(DATA_DIR, ref$dataset)
+  if (nzchar(SCRIPTS)) {
+    write_proc_script(file.path(SCRIPTS, paste0(ref$id, ".R")), ref, csv)
+    next
+  }
   if (is.null(data_cache[[ref$dataset]])) data_cache[[ref$dataset]] <- read_data(csv, ref$columns)
   env <- new.env(parent = globalenv())
   assign(ref$dataset_name, data_cache[[ref$dataset]], envir = env)
@@ -128,6 +136,8 @@ for (f in files) {
     process_s = median(ptimes), process_reps = PROC_REPS, loadavg_1m = loadavg(),
     stringsAsFactors = FALSE)
 }
+
+if (nzchar(SCRIPTS)) quit(save = "no")
 
 ## ------------------------------------------------------------------ bootMer
 if (!nzchar(ONLY) || grepl(ONLY, "bootMer_grouseticks_loc_index")) {
