@@ -1,7 +1,5 @@
 """``python -m glmmjax``: the glmmjax command line (see glmmjax.cli)."""
-import sys
-
-from .cli import main
+from .cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

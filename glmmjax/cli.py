@@ -10,6 +10,7 @@ Bad input (an unknown column, dataset or family, a malformed formula) prints
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 
@@ -107,6 +108,18 @@ def _cmd_datasets(out) -> int:
         src = gj.datasets.describe(n).get("source", "")
         print(f"{n.ljust(w)}  {src}", file=out)
     return 0
+
+
+def run() -> None:
+    """The ``glmmjax`` console command: ``main()``, then exit.
+
+    The interpreter's final garbage collection is skipped (gc.freeze): after importing JAX,
+    pandas and SciPy it takes about 0.2 s on a 2-core CPU, a fifth of a fit with a filled
+    cache, and this process holds nothing whose finalizer must run."""
+    code = main()
+    sys.stdout.flush()
+    gc.freeze()
+    sys.exit(code)
 
 
 def main(argv=None) -> int:

@@ -76,3 +76,14 @@ def test_help_and_module_entry(capsys):
     assert cli.main(["--help"]) == 0
     assert "fit" in capsys.readouterr().out
     import glmmjax.__main__  # noqa: F401  (importable; runs main only as a script)
+
+
+def test_the_console_command_exits_with_mains_status():
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "glmmjax", "datasets"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "sleepstudy" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "glmmjax", "fit", "--dataset", "sleepstudy", "Reaction ~ Nope + (1|Subject)"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Nope" in bad.stderr and "Traceback" not in bad.stderr
