@@ -286,3 +286,20 @@ def test_direct_builder_equals_patsy():
                                                 design.fixed_info.fixed.factor_levels), NA_action=NAAction(NA_types=[]))
             np.testing.assert_array_equal(got, np.asarray(patsy_matrix))
             np.testing.assert_array_equal(design.X, want)
+
+
+def test_interaction_grouping_levels_and_codes():
+    """a:b:c levels in R's order (first component slowest, unused combinations dropped) and
+    every row's code pointing at its own combination's label."""
+    from glmmjax.design._data import group_levels_and_codes
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"a": rng.choice(list("zyx"), 400), "b": rng.integers(0, 12, 400).astype(float),
+                       "c": pd.Categorical(rng.choice(["q", "r"], 400), categories=["r", "q"])})
+    levels, codes = group_levels_and_codes(df, ["a", "b", "c"])
+    rows = [f"{a}:{int(b)}:{c}" for a, b, c in zip(df.a, df.b, df.c)]
+    assert [levels[k] for k in codes] == rows
+    order = {"a": ["x", "y", "z"], "c": ["r", "q"]}
+    key = lambda lab: (order["a"].index(lab.split(":")[0]), int(lab.split(":")[1]), order["c"].index(lab.split(":")[2]))
+    assert list(levels) == sorted(set(rows), key=key)
+    assert codes.dtype == np.int32
