@@ -369,7 +369,7 @@ class GLMM:
 
         opts = OptimizerOptions(method=method, gtol=gtol, maxiter=maxiter)
         x0 = self._start_vector(start)
-        static = dict(spec=self.spec, opts=opts, glm_start=start is None, hessian=hessian)
+        static = dict(spec=self.spec, opts=opts, glm_start=start is None and self.family.glm_start, hessian=hessian)
         res, post = cached_call(fit_and_post, static, data=self.data, x0=x0)
         return FitResult.from_optimum(self, res, opts, hessian=hessian, post=post)
 

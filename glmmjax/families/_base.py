@@ -63,6 +63,11 @@ class Family:
         canonical_link: name of the family's canonical link (None when the family has no
             canonical link among its links, as for nbinom2, nbinom1, beta and t); see
             ``canonical``.
+        glm_start: whether a fit starts from the GLM without random effects (fitted inside
+            the same compiled call) or directly from ``initial_mu``'s least-squares start.
+            The GLM start saves iterations of the mixed model where the GLM is cheap; a
+            family whose log-likelihood is a series (tweedie, compois) pays nearly a mixed
+            model's price for each GLM iteration, and there it cost more than it saved.
     """
 
     link: Link = None
@@ -75,6 +80,7 @@ class Family:
     extra_names: ClassVar[tuple] = ()
     discrete: ClassVar[bool] = False
     canonical_link: ClassVar = None
+    glm_start: ClassVar[bool] = True
 
     def __post_init__(self):
         link = get_link(self.default_link if self.link is None else self.link)

@@ -171,7 +171,7 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
         raise ValueError(f"Unknown strategy {strategy!r}; choose 'auto', 'chunked', 'map', 'vmap' or 'threads'")
     opts = OptimizerOptions(method=method, gtol=gtol, maxiter=maxiter)
     dt = model.data.y.dtype
-    glm_start = start is None
+    glm_start = start is None and model.family.glm_start
     h0 = None
     if start is not None and hasattr(start, "x"):   # a FitResult: start every fit at its estimates
         if start.model.spec == model.spec:

@@ -4,7 +4,9 @@
 dataset of the same structure (a bootstrap replicate, a simulated response) reuses the
 compiled code; ``fit_batch`` maps it over many responses in one compiled call.
 GLMMs start from the GLM fit of the same data (random effects at 0), computed inside the
-same compiled function; LMMs start at lme4's theta (identity Cholesky factors).
+same compiled function, except for families that opt out (``Family.glm_start``: tweedie
+and compois, whose series make each GLM iteration nearly as dear as the mixed model's);
+LMMs start at lme4's theta (identity Cholesky factors).
 """
 from __future__ import annotations
 
