@@ -371,7 +371,7 @@ class GLMM:
         x0 = self._start_vector(start)
         static = dict(spec=self.spec, opts=opts, glm_start=start is None and self.family.glm_start, hessian=hessian)
         res, post = cached_call(fit_and_post, static, data=self.data, x0=x0)
-        return FitResult.from_optimum(self, res, opts, hessian=hessian, post=post)
+        return FitResult.from_optimum(self, res, post, opts)
 
     def _start_vector(self, start):
         x0 = self.start()

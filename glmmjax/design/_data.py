@@ -114,32 +114,19 @@ def group_levels_and_codes(data: pd.DataFrame, components: list):
     """Levels and row codes of the grouping factor ``a:b:...`` (only observed levels).
 
     Interaction levels are ordered with the first component varying slowest and are
-    labelled "a:b", as R's ``a:b`` followed by dropping unused levels.
+    labelled "a:b", as R's ``a:b`` followed by dropping unused levels. ``data`` has no
+    missing values in these columns (make_design drops those rows first).
     """
     parts = [_component_codes(data[name]) for name in components]
-    if len(parts) == 1:
-        levels, codes = parts[0]
-        return levels, codes.astype(np.int32)
-    sizes = [len(lv) for lv, _ in parts]
-    if min(int(c.min(initial=0)) for _, c in parts) < 0 or np.prod(sizes, dtype=float) >= 2.0 ** 62:
-        stacked = np.column_stack([codes for _, codes in parts])
-        combos, inverse = np.unique(stacked, axis=0, return_inverse=True)
-        levels = tuple(":".join(parts[j][0][c] for j, c in enumerate(combo)) for combo in combos)
-        return levels, inverse.reshape(-1).astype(np.int32)
-    # one mixed-radix integer per row (first component most significant), so that np.unique
-    # sorts integers instead of rows; the labels are joined per column of level names
-    key = np.zeros(len(data), dtype=np.int64)
-    for (_, codes), size in zip(parts, sizes):
-        key = key * size + codes
-    uniq, inverse = np.unique(key, return_inverse=True)
-    digits = []
-    for size in reversed(sizes):
-        uniq, d = np.divmod(uniq, size)
-        digits.append(d)
-    labels = np.array(parts[0][0], dtype=object)[digits[-1]]
-    for (lv, _), d in zip(parts[1:], reversed(digits[:-1])):
-        labels = labels + ":" + np.array(lv, dtype=object)[d]
-    return tuple(labels.tolist()), inverse.reshape(-1).astype(np.int32)
+    # the components are combined one at a time: each row's combination so far and its next
+    # code as one integer (< n levels x the next factor's levels), numbered by np.unique,
+    # which keeps the first component slowest; labels are joined per level, not per row
+    levels, codes = parts[0]
+    labels = np.array(levels, dtype=object)
+    for lv, c in parts[1:]:
+        uniq, codes = np.unique(codes.astype(np.int64) * len(lv) + c, return_inverse=True)
+        labels = labels[uniq // len(lv)] + ":" + np.array(lv, dtype=object)[uniq % len(lv)]
+    return tuple(labels.tolist()), codes.reshape(-1).astype(np.int32)
 
 
 def group_codes_for(data: pd.DataFrame, components: list, levels: tuple) -> np.ndarray:

@@ -38,9 +38,8 @@ import numpy as np
 
 from ._base import Family
 from ._checks import check_open_unit, natural
+from ._special import _HALF_LOG_2PI
 from ._stable import float_dtype, log_mu_pair, stirling_remainder
-
-_HALF_LOG_2PI = 0.9189385332046727
 
 __all__ = ["Beta"]
 

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
 
-from ._special import lgamma
+from ._special import _HALF_LOG_2PI, lgamma
 
 _LOG2 = 0.6931471805599453
 
@@ -83,9 +83,6 @@ _STIRLING_COEFS = (1.0 / 12.0, -1.0 / 360.0, 1.0 / 1260.0, -1.0 / 1680.0)
 def _stirling_err(x):
     """lgamma(x) - [(x - 1/2) log x - x + log(2 pi)/2] for x >= 50 (asymptotic series)."""
     return _stirling_err_derivative(0, x)
-
-
-_HALF_LOG_2PI = 0.9189385332046727
 
 
 def stirling_remainder(x):

@@ -13,10 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from .._trace_cache import cached_call
 from ..families._base import Family
 from ..laplace._spec import Params
-from ._post import glmm_post, lmm_post
 
 __all__ = ["FitResult"]
 
@@ -56,9 +54,8 @@ class FitResult:
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def from_optimum(cls, model, res, opts, hessian: str = "fd", post=None) -> "FitResult":
-        """The result from the optimizer's ``res`` and, when given, the post-fit pass's
-        ``post`` (``fit_and_post``); without it the post-fit pass is run here."""
+    def from_optimum(cls, model, res, post, opts) -> "FitResult":
+        """The result from ``fit_and_post``'s optimizer result ``res`` and post-fit pass ``post``."""
         spec = model.spec
         x = res.x
         msgs = []
@@ -68,8 +65,6 @@ class FitResult:
                 "the family and link, or give starting values with start=")
         names = list(model.fixed_names)
         if spec.profiled:
-            if post is None:
-                post = cached_call(lmm_post, dict(spec=spec), data=model.data, theta=x)
             beta = _np(post["beta"])
             vcov = _np(post["vcov"])
             sigma = float(post["sigma"])
@@ -79,10 +74,6 @@ class FitResult:
             disp = None
             extra = np.zeros(0)
         else:
-            if post is None:
-                given = {} if res.hess is None else dict(hess=res.hess, grad=res.grad)
-                post = cached_call(glmm_post, dict(spec=spec, hessian=hessian), data=model.data, x=x, u=res.aux,
-                                   **given)
             x = model.to_external(_np(x))
             prm = Params.unpack(spec, x)
             beta = _np(prm.beta)
