@@ -614,8 +614,8 @@ class ConwayMaxwellPoisson(CountFamily):
     allowed_links = ("log", "identity", "sqrt")
     has_dispersion = True
     disp_scale = "log(phi)"
-    # compois_sim (tests/fixtures/reference_extra/families_b): 381 -> 262 ms per fit without
-    # the GLM start, the same optimum
+    # without the GLM start, ``benchmarks/bench_tmb.py --only compois`` "jax fit s": 377 ->
+    # 267 ms (2-core CPU), the same optimum
     glm_start = False
 
     def __post_init__(self):
