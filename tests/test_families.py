@@ -801,3 +801,30 @@ def test_stirling_remainder_against_scipy_on_both_sides_of_the_series():
     # its derivative (autodiff through either branch): digamma(x) - log(x) + 1 / (2 x)
     d1 = jax.vmap(jax.grad(stirling_remainder))(jnp.asarray(x))
     np.testing.assert_allclose(np.asarray(d1), sps.digamma(x) - np.log(x) + 0.5 / x, rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("fam, size", [
+    (Poisson(), None), (Poisson(link="sqrt"), None), (Poisson(link="identity"), None),
+    (Binomial(), jnp.array([1.0, 5.0, 5.0, 12.0])), (Binomial(link="probit"), jnp.array([1.0, 5.0, 5.0, 12.0])),
+    (Binomial(link="cloglog"), None), (NBinom2(), None), (NegativeBinomial1(), None),
+    (get_family("truncated_poisson"), None), (get_family("truncated_nbinom2"), None),
+    (get_family("truncated_nbinom1"), None),
+])
+def test_loglik_splits_into_terms_with_eta_and_the_rest(fam, size):
+    """loglik = loglik_eta + loglik_rest: the conditional-mode search evaluates the first
+    alone (the lgammas of log y!, log choose(n, y) and NB2's Gamma ratio are free of eta);
+    the rest is free of eta and 0 at y = 0, where zero-inflation mixes the whole density."""
+    y = jnp.array([0.0, 1.0, 1.0, 0.0]) if size is None and fam.name == "binomial" else jnp.array([0.0, 1.0, 3.0, 12.0])
+    d, extra = jnp.full(4, 0.4), jnp.zeros(1)
+    rest = fam.loglik_rest(y, d, extra, size)
+    if rest is not None:
+        assert float(rest[0]) == 0.0
+    for eta in (-0.7, 0.3, 1.9):
+        e = jnp.full(4, eta if fam.link.name not in ("identity", "sqrt") else abs(eta) + 0.5)
+        whole = np.asarray(fam.loglik(y, e, d, extra, size))
+        split = np.asarray(fam.loglik_eta(y, e, d, extra, size)) + (0.0 if rest is None else np.asarray(rest))
+        np.testing.assert_allclose(split, whole, rtol=1e-14)
+        if fam.name.startswith("truncated"):
+            assert np.isneginf(whole[0]) and np.all(np.isfinite(whole[1:]))
+        else:
+            assert np.all(np.isfinite(whole))

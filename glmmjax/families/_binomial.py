@@ -37,12 +37,20 @@ class Binomial(Family):
     discrete = True
 
     def loglik(self, y, eta, disp_eta, extra, size):
+        return self.loglik_eta(y, eta, disp_eta, extra, size) + self.loglik_rest(y, disp_eta, extra, size)
+
+    def loglik_eta(self, y, eta, disp_eta, extra, size):
+        # log choose(n, y) is free of eta (loglik_rest): the conditional-mode search skips
+        # its three lgammas
         n = 1.0 if size is None else size
-        lchoose = jsp.gammaln(n + 1.0) - jsp.gammaln(y + 1.0) - jsp.gammaln(n - y + 1.0)
         if self.link.name == "logit":
-            return lchoose + y * eta - n * softplus(eta)
+            return y * eta - n * softplus(eta)
         log_mu, log_1m = log_mu_pair(self.link, eta)
-        return lchoose + y * log_mu + (n - y) * log_1m
+        return y * log_mu + (n - y) * log_1m
+
+    def loglik_rest(self, y, disp_eta, extra, size):
+        n = 1.0 if size is None else size
+        return jsp.gammaln(n + 1.0) - jsp.gammaln(y + 1.0) - jsp.gammaln(n - y + 1.0)
 
     def variance(self, mu, disp_eta, extra, size=None):
         n = 1.0 if size is None else size

@@ -39,14 +39,18 @@ class NegativeBinomial2(CountFamily):
     disp_scale = "log(theta)"
 
     def loglik(self, y, eta, disp_eta, extra, size):
+        return self.loglik_eta(y, eta, disp_eta, extra, size) + self.loglik_rest(y, disp_eta, extra, size)
+
+    def loglik_eta(self, y, eta, disp_eta, extra, size):
+        # log Gamma(y + theta) / (Gamma(theta) y!) is free of eta (loglik_rest): the
+        # conditional-mode search skips its lgammas
         lmu = log_mu(self.link, eta)
         log_theta = disp_eta
         theta = jnp.exp(log_theta)
-        return (
-            lgamma_diff(y, theta) - jsp.gammaln(y + 1.0)
-            - theta * softplus(lmu - log_theta)
-            - y * softplus(log_theta - lmu)
-        )
+        return -theta * softplus(lmu - log_theta) - y * softplus(log_theta - lmu)
+
+    def loglik_rest(self, y, disp_eta, extra, size):
+        return lgamma_diff(y, jnp.exp(disp_eta)) - jsp.gammaln(y + 1.0)
 
     def variance(self, mu, disp_eta, extra, size=None):
         return mu + mu * mu * jnp.exp(-disp_eta)

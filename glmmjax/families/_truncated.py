@@ -97,10 +97,27 @@ class _Truncated:
         raise NotImplementedError
 
     def loglik(self, y, eta, disp_eta, extra, size):
+        ll = self.loglik_eta(y, eta, disp_eta, extra, size)
+        rest = self.loglik_rest(y, disp_eta, extra, size)
+        return ll if rest is None else ll + rest
+
+    def loglik_eta(self, y, eta, disp_eta, extra, size):
         pos = y > 0
         y1 = jnp.where(pos, y, 1.0)          # a value in the support for the masked rows
-        ll = super().loglik(y1, eta, disp_eta, extra, size) - log1mexp(self.log_f0(eta, disp_eta))
-        return jnp.where(pos, ll, -jnp.inf)
+        base = super()
+        # the untruncated family's terms in eta: its whole density when it has no loglik_rest
+        # (Family.loglik_eta would call this class's loglik)
+        if base.loglik_rest(y1, disp_eta, extra, size) is None:
+            ll = base.loglik(y1, eta, disp_eta, extra, size)
+        else:
+            ll = base.loglik_eta(y1, eta, disp_eta, extra, size)
+        return jnp.where(pos, ll - log1mexp(self.log_f0(eta, disp_eta)), -jnp.inf)
+
+    def loglik_rest(self, y, disp_eta, extra, size):
+        # the untruncated family's terms free of eta; 0 at y = 0, as loglik_rest must be
+        pos = y > 0
+        rest = super().loglik_rest(jnp.where(pos, y, 1.0), disp_eta, extra, size)
+        return None if rest is None else jnp.where(pos, rest, 0.0)
 
     def mean(self, eta, disp_eta=None, extra=None, size=None):
         """E(y) = mu / (1 - f(0)), the mean of the truncated distribution."""
