@@ -21,7 +21,7 @@ from .design import fixed_matrix, make_design
 from .formula import parse_formula
 from .families import Family, get_family
 from .fit._optimize import OptimizerOptions
-from .laplace._blocked import BlockLayout, is_nested
+from .laplace._blocked import BlockLayout, is_nested, is_rowwise
 from .laplace._glmm import laplace_nll, zero_modes
 from .laplace._lmm import lmm_objective
 from .laplace._spec import ModelData, ModelSpec, to_internal
@@ -204,7 +204,8 @@ class GLMM:
             Xzi, zi_names, zi_info = np.zeros((n, 0)), (), None
         nested = len(blocks) == 2 and is_nested(blocks[0].codes, blocks[1].codes)
         targets = tuple(int(b.component == "zi") for b in blocks) if zi_design is not None else ()
-        layout = BlockLayout(tuple(b.nlevels for b in blocks), tuple(b.k for b in blocks), nested, targets)
+        rowwise = bool(blocks) and blocks[0].nlevels == n and is_rowwise(blocks[0].codes, n)
+        layout = BlockLayout(tuple(b.nlevels for b in blocks), tuple(b.k for b in blocks), nested, targets, rowwise)
         spec = ModelSpec(fam, layout, tuple(b.cov for b in blocks), design.X.shape[1], Xd.shape[1],
                          profiled=profiled, reml=bool(reml), pz=Xzi.shape[1])
         npdt = np.float64 if dtype == "float64" else np.float32

@@ -69,24 +69,34 @@ class BatchFit:
         return len(self.loglik)
 
 
-def _one(spec, opts, glm_start, data, x0, h0, y):
-    res = fit_arrays(spec, opts, data.with_response(y), x0, glm_start=glm_start, h0=h0)
+def _one(spec, opts, glm_start, data, x0, h0, ye):
+    y, eta_start = ye
+    res = fit_arrays(spec, opts, data.with_response(y), x0, glm_start=glm_start, h0=h0, eta_start=eta_start)
     return res.x, res.value, res.grad, res.iterations
 
 
 @partial(jax.jit, static_argnames=("spec", "opts", "glm_start"))
-def _map(spec, opts, glm_start, data, x0, h0, Y):
-    return jax.lax.map(lambda y: _one(spec, opts, glm_start, data, x0, h0, y), Y)
+def _map(spec, opts, glm_start, data, x0, h0, Y, E):
+    return jax.lax.map(lambda ye: _one(spec, opts, glm_start, data, x0, h0, ye), (Y, E))
 
 
 @partial(jax.jit, static_argnames=("spec", "opts", "glm_start"))
-def _vmap(spec, opts, glm_start, data, x0, h0, Y):
-    return jax.vmap(lambda y: _one(spec, opts, glm_start, data, x0, h0, y))(Y)
+def _vmap(spec, opts, glm_start, data, x0, h0, Y, E):
+    return jax.vmap(lambda y, e: _one(spec, opts, glm_start, data, x0, h0, (y, e)))(Y, E)
 
 
 @partial(jax.jit, static_argnames=("spec", "opts", "glm_start", "chunk"))
-def _chunked(spec, opts, glm_start, data, x0, h0, Y, chunk):
-    return jax.lax.map(lambda y: _one(spec, opts, glm_start, data, x0, h0, y), Y, batch_size=chunk)
+def _chunked(spec, opts, glm_start, data, x0, h0, Y, E, chunk):
+    return jax.lax.map(lambda ye: _one(spec, opts, glm_start, data, x0, h0, ye), (Y, E), batch_size=chunk)
+
+
+def _eta_start(model, Y):
+    """Each row's working response: the link of ``Family.initial_mu`` (host side), where
+    fit_arrays starts the modes (laplace._glmm.start_modes)."""
+    fam, size = model.family, model._size
+    with np.errstate(all="ignore"):
+        return np.stack([np.asarray(fam.link.host_linkfun(np.asarray(fam.initial_mu(y, size), float)), float)
+                         for y in Y])
 
 
 def _inverse_hessian(model, fit):
@@ -126,25 +136,26 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _threads(spec, opts, glm_start, data, x0, h0, Y, n_threads, chunk):
+def _threads(spec, opts, glm_start, data, x0, h0, Y, E, n_threads, chunk):
     """Equal parts of the rows, each fitted by the same compiled computation (``_chunked``,
     or ``_map`` for chunk 1) from its own host thread; XLA releases the GIL while it runs."""
     B = Y.shape[0]
     n_threads = max(1, min(n_threads, B))
     size = -(-B // n_threads)
-    Y = np.concatenate([Y, np.repeat(Y[-1:], size * n_threads - B, axis=0)])
+    pad = lambda A: np.concatenate([A, np.repeat(A[-1:], size * n_threads - B, axis=0)])
+    Y, E = pad(Y), pad(E)
     chunk = max(1, min(chunk, size))
 
-    def run(part):
-        part = jnp.asarray(part)
+    def run(i):
+        part = jnp.asarray(Y[i * size:(i + 1) * size]), jnp.asarray(E[i * size:(i + 1) * size])
         if chunk == 1:
-            out = _map(spec, opts, glm_start, data, x0, h0, part)
+            out = _map(spec, opts, glm_start, data, x0, h0, *part)
         else:
-            out = _chunked(spec, opts, glm_start, data, x0, h0, part, chunk)
+            out = _chunked(spec, opts, glm_start, data, x0, h0, *part, chunk)
         return [np.asarray(o) for o in out]
 
     with ThreadPoolExecutor(n_threads) as pool:
-        outs = list(pool.map(run, [Y[i * size:(i + 1) * size] for i in range(n_threads)]))
+        outs = list(pool.map(run, range(n_threads)))
     return tuple(np.concatenate([o[i] for o in outs])[:B] for i in range(4))
 
 
@@ -179,11 +190,12 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
         start = start.x
     x0 = jnp.asarray(model._start_vector(start) if start is not None else model.to_internal(model.start()), dt)
     h0 = None if h0 is None else jnp.asarray(h0, dt)
+    E = _eta_start(model, Y).astype(dt)
     if strategy == "threads":
-        x, value, grad, its = _threads(model.spec, opts, glm_start, model.data, x0, h0, Y.astype(dt),
+        x, value, grad, its = _threads(model.spec, opts, glm_start, model.data, x0, h0, Y.astype(dt), E,
                                        threads or usable_cpus(), int(chunk))
     Yj = jnp.asarray(Y, dt)
-    args = (model.spec, opts, glm_start, model.data, x0, h0, Yj)
+    args = (model.spec, opts, glm_start, model.data, x0, h0, Yj, jnp.asarray(E))
     if strategy == "map":
         x, value, grad, its = _map(*args)
     elif strategy == "vmap":

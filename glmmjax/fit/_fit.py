@@ -15,7 +15,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from ..laplace._glmm import laplace_nll, zero_modes
+from ..laplace._glmm import laplace_nll, start_modes, zero_modes
 from ..laplace._lmm import crossproducts, lmm_objective, lmm_objective_crossproducts
 from ..laplace._spec import ModelData, ModelSpec
 from ._optimize import OptimizerOptions, OptResult, minimize
@@ -45,12 +45,14 @@ def _objective(spec: ModelSpec, data: ModelData):
 
 @partial(jax.jit, static_argnames=("spec", "opts", "glm_start", "hessian"))
 def fit_arrays(spec: ModelSpec, opts: OptimizerOptions, data: ModelData, x0, glm_start: bool = True,
-               h0=None, hessian: bool = False) -> OptResult:
+               h0=None, hessian: bool = False, eta_start=None) -> OptResult:
     """Fit one dataset. Returns the optimizer result (x, value, grad, modes, iterations, hess).
 
     ``h0``: optional initial inverse Hessian of the objective at x0 (optimizer coordinates).
     ``hessian``: a GLMM fit also returns the central-difference Hessian at the optimum,
     computed in the optimizer's loop (method "lbfgs"; see _lbfgs.lbfgs).
+    ``eta_start``: a GLMM's modes start at the penalized least-squares fit of this working
+    response (``start_modes``) instead of 0.
     """
     if spec.profiled:
         return minimize(_objective(spec, data), x0, (), opts, h0)
@@ -58,4 +60,5 @@ def fit_arrays(spec: ModelSpec, opts: OptimizerOptions, data: ModelData, x0, glm
         glm = spec.without_random()
         rg = minimize(_objective(glm, data), glm_part(spec, x0), (), opts)
         x0 = with_glm_part(spec, x0, rg.x)
-    return minimize(_objective(spec, data), x0, zero_modes(spec, x0.dtype), opts, h0, hessian)
+    u0 = zero_modes(spec, x0.dtype) if eta_start is None else start_modes(spec, data, x0, eta_start)
+    return minimize(_objective(spec, data), x0, u0, opts, h0, hessian)

@@ -72,6 +72,7 @@ class BlockLayout:
     ks: tuple
     nested: bool = False   # two blocks, block 0's levels nested in block 1's (module docstring)
     targets: tuple = ()    # the linear predictor each block enters (0 conditional, 1 zero-inflation); () all 0
+    rowwise: bool = False  # block 0 has one level per observation in row order (codes[0] == 0..n-1)
 
     def target(self, b: int) -> int:
         return self.targets[b] if self.targets else 0
@@ -113,6 +114,32 @@ class Factor(NamedTuple):
     #                                  M is then (m0, k0, k1) and LS (m1, k1, k1)
 
 
+def is_rowwise(codes0, n: int) -> bool:
+    """Whether a block's codes are 0, 1, ..., n-1: one level per observation, in row order
+    (an observation-level random effect such as grouseticks' (1|INDEX)), so that its sums
+    over levels are the rows themselves (host check; ``BlockLayout.rowwise``)."""
+    codes0 = np.asarray(codes0)
+    return codes0.shape == (n,) and bool(np.array_equal(codes0, np.arange(n)))
+
+
+def sum_levels(layout: BlockLayout, b: int, vals, codes):
+    """Sum of per-observation values (n, ...) over block b's levels -> (m_b, ...).
+
+    For a rowwise block 0 the sums are the rows themselves: no scatter-add (nor, in the
+    derivative, gather) per Newton iteration.
+    """
+    if b == 0 and layout.rowwise:
+        return vals
+    return jax.ops.segment_sum(vals, codes, num_segments=layout.nlevels[b])
+
+
+def at_rows(layout: BlockLayout, b: int, v, codes):
+    """Per-level values of block b (m_b, ...) at each observation's level -> (n, ...)."""
+    if b == 0 and layout.rowwise:
+        return v
+    return v[codes]
+
+
 def is_nested(codes0, codes1) -> bool:
     """Whether every level of the first factor occurs with a single level of the second (host check)."""
     codes0, codes1 = np.asarray(codes0), np.asarray(codes1)
@@ -129,6 +156,8 @@ def _wpair(layout: BlockLayout, w, a: int, b: int):
 
 
 def _parent(layout: BlockLayout, codes):
+    if layout.rowwise:
+        return codes[1]
     p = jax.ops.segment_max(codes[1], codes[0], num_segments=layout.nlevels[0])
     return jnp.clip(p, 0, layout.nlevels[1] - 1)   # levels without observations: any parent (their M is 0)
 
@@ -139,9 +168,9 @@ def _assemble_nested(layout: BlockLayout, Zl, codes, w):
     z0, z1 = Zl
     dtype = z0.dtype
     w00, w01, w11 = (_wpair(layout, w, a, b)[:, None, None] for a, b in ((0, 0), (0, 1), (1, 1)))
-    A = jax.ops.segment_sum(w00 * z0[:, :, None] * z0[:, None, :], codes[0], num_segments=m0)
+    A = sum_levels(layout, 0, w00 * z0[:, :, None] * z0[:, None, :], codes[0])
     LA = _smallk.cholesky(A + jnp.eye(k0, dtype=dtype))
-    B = jax.ops.segment_sum(w01 * z0[:, :, None] * z1[:, None, :], codes[0], num_segments=m0)
+    B = sum_levels(layout, 0, w01 * z0[:, :, None] * z1[:, None, :], codes[0])
     M = _smallk.solve_lower(LA, B)
     parent = _parent(layout, codes)
     C = jax.ops.segment_sum(w11 * z1[:, :, None] * z1[:, None, :], codes[1], num_segments=m1)
@@ -160,8 +189,7 @@ def _assemble(layout: BlockLayout, Zl, codes, w):
     m0, k0 = layout.nlevels[0], layout.ks[0]
     z0 = Zl[0]
     dtype = z0.dtype
-    A = jax.ops.segment_sum(_wpair(layout, w, 0, 0)[:, None, None] * z0[:, :, None] * z0[:, None, :], codes[0],
-                            num_segments=m0)
+    A = sum_levels(layout, 0, _wpair(layout, w, 0, 0)[:, None, None] * z0[:, :, None] * z0[:, None, :], codes[0])
     LA = _smallk.cholesky(A + jnp.eye(k0, dtype=dtype))
     q2 = layout.q2
     if q2 == 0:
@@ -181,9 +209,9 @@ def _assemble(layout: BlockLayout, Zl, codes, w):
             wc = w[:, tcol[:, None], tcol[None, :]]
         B = jnp.zeros((m0, k0, q2), dtype).at[codes[0][:, None, None], kidx[None, :, None], rows[:, None, :]].add(
             z0l[:, :, None] * zcr[:, None, :])
-        LAi = LA[codes[0]]
+        LAi = at_rows(layout, 0, LA, codes[0])
         p = _smallk.solve_upper(LAi, _smallk.solve_lower(LAi, z0l))               # A_j^{-1} z0l_i
-        r = jnp.einsum("nk,nkq->nq", p, B[codes[0]])                               # r_i = B_j' p_i
+        r = jnp.einsum("nk,nkq->nq", p, at_rows(layout, 0, B, codes[0]))                               # r_i = B_j' p_i
         C = jnp.eye(q2, dtype=dtype).at[rows[:, :, None], rows[:, None, :]].add(
             wc * zc[:, :, None] * zc[:, None, :])
         S = C - jax.ops.segment_sum((zcr[:, :, None] * r[:, None, :]).reshape(-1, q2), rows.reshape(-1), num_segments=q2)
@@ -262,7 +290,7 @@ def _sparse_schur(layout: BlockLayout, n: int) -> bool:
 def _Bt(layout: BlockLayout, F: Factor, v0):
     """B' v0 for v0 (m0, k0, ...) -> (q2, ...), observation by observation."""
     z0l, zcr, rows, c0 = F.obs
-    s = jnp.einsum("nk,nk...->n...", z0l, v0[c0])
+    s = jnp.einsum("nk,nk...->n...", z0l, at_rows(layout, 0, v0, c0))
     vals = zcr.reshape(zcr.shape + (1,) * (s.ndim - 1)) * s[:, None]
     return jax.ops.segment_sum(vals.reshape((-1,) + s.shape[1:]), rows.reshape(-1), num_segments=layout.q2)
 
@@ -272,7 +300,7 @@ def _B(layout: BlockLayout, F: Factor, x2):
     z0l, zcr, rows, c0 = F.obs
     t = jnp.einsum("na,na...->n...", zcr, x2[rows])
     vals = z0l.reshape(z0l.shape + (1,) * (t.ndim - 1)) * t[:, None]
-    return jax.ops.segment_sum(vals, c0, num_segments=layout.nlevels[0])
+    return sum_levels(layout, 0, vals, c0)
 
 
 def _dense_M(layout: BlockLayout, F: Factor):
