@@ -12,7 +12,7 @@ size in --chunks.
 "threads" splits the rows over the process's CPUs, each part run as chunks of --chunks.
 
 Usage: python benchmarks/bench_batch.py [--n 1000] [--singles 50] [--strategies threads,chunked,map]
-       [--chunks 8] (e.g. --strategies threads,chunked,vmap,map --chunks 1,8,16,50)
+       [--chunks 2] (e.g. --strategies threads,chunked,vmap,map --chunks 1,8,16,50)
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def main():
     ap.add_argument("--singles", type=int, default=50)
     ap.add_argument("--formula", default=FORMULA)
     ap.add_argument("--strategies", default="threads,chunked,map", help="comma-separated: threads,chunked,map,vmap")
-    ap.add_argument("--chunks", default="8", help="comma-separated chunk sizes for 'chunked' and 'threads'")
+    ap.add_argument("--chunks", default="2", help="comma-separated chunk sizes for 'chunked' and 'threads'")
     args = ap.parse_args()
     import glmmjax as gj
     from glmmjax.fit import _batch

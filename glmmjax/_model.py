@@ -395,7 +395,7 @@ class GLMM:
         return jnp.asarray(self.to_internal(x0), self.data.y.dtype)
 
     def fit_batch(self, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, strategy="auto", threads=None,
-                  chunk=8):
+                  chunk=None):
         """Fit many responses of the same design in one compiled computation.
 
         Arguments:
@@ -408,7 +408,8 @@ class GLMM:
                 run as "chunked"), or "auto": vmap on GPU/TPU; on CPU threads when the
                 process may use several CPUs, else chunked (see fit/_batch.py).
             threads: number of threads for "threads" (default: the CPUs the process may use).
-            chunk: datasets per vectorized chunk for "chunked" and "threads" (1: lax.map).
+            chunk: datasets per vectorized chunk for "chunked" and "threads" (1: lax.map;
+                default 2, the fastest on a 2-core CPU, see fit/_batch.py).
 
         Returns:
             A BatchFit with per-dataset estimates, log-likelihoods and convergence flags.

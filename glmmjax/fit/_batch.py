@@ -8,17 +8,19 @@ spread over the hardware is a strategy, chosen by backend:
                with 1000 datasets, the nested while-loops run to the slowest lane of all.
     "chunked"  lax.map over chunks of ``chunk`` datasets, each chunk vectorized: the loops
                run to the slowest of a few lanes, and each operation does several datasets'
-               work (chunks of 8 were the fastest of 4, 8 and 16 in one run,
-               benchmarks/bench_batch.py --chunks 4,8,16: 1.61, 1.49, 1.60 ms per fit).
+               work. Small chunks do best: the lanes' iteration counts differ, and an
+               operation on a few hundred numbers costs about as much per number as its
+               launch (benchmarks/bench_batch.py --strategies threads --chunks 1,2,8:
+               0.30, 0.26, 0.28 ms per fit).
     "map"      jax.lax.map: a compiled loop over datasets, one at a time.
     "threads"  the rows split into equal parts, one per CPU, each part run as "chunked" (as
                "map" for chunk=1) from its own host thread with the same compiled
                computation; XLA releases the GIL while it runs. A fit's operations are small
                (a 466-effect model: mostly per-operation overhead), so XLA's thread pool
                leaves the second core idle and two parts run side by side.
-               benchmarks/bench_batch.py, 1000 refits started at the fit, 2-core CPU:
-               threads(8) 0.78 ms per fit, chunked(8) 1.55, map 1.74 (19.2 ms per
-               gj.glmm call).
+               benchmarks/bench_batch.py, 1000 refits of grouseticks' (1|LOCATION) +
+               (1|INDEX) started at the fit, 2-core CPU: threads(2) 0.26 ms per fit,
+               6.08 ms per gj.glmm call.
     "auto"     vmap on GPU/TPU; on CPU threads when the process may use more than one CPU,
                else chunked.
 """
@@ -40,7 +42,7 @@ from ._optimize import OptimizerOptions
 __all__ = ["BatchFit", "fit_batch"]
 
 CONVERGED_GRAD = 1e-3
-CHUNK = 8   # datasets per vectorized chunk on CPU (benchmarks/bench_batch.py)
+CHUNK = 2   # datasets per vectorized chunk on CPU (benchmarks/bench_batch.py --chunks 1,2,8)
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,9 +168,10 @@ def _auto_strategy(n_datasets: int) -> str:
 
 
 def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, strategy="auto",
-              threads=None, chunk=CHUNK) -> BatchFit:
+              threads=None, chunk=None) -> BatchFit:
     """Fit every row of ``Y`` with ``model``'s design (see GLMM.fit_batch)."""
     Y = np.asarray(Y, dtype=float)
+    chunk = CHUNK if chunk is None else chunk
     n = model.design.nobs
     if Y.ndim == 1:
         Y = Y[None, :]
