@@ -3,13 +3,27 @@
 Importing glmmjax turns on JAX's 64-bit mode (``jax_enable_x64``): fits run in float64
 unless a model is built with ``dtype="float32"``.
 
+At interpreter exit, glmmjax moves the objects still alive into the garbage collector's
+permanent generation (``gc.freeze``), so that the final collection does not traverse the
+million-odd objects of JAX, pandas and SciPy: ~0.2 s of every short process on a 2-core CPU
+(``python -c "import jax, glmmjax, scipy.linalg"``: 1.04 s, 0.85 s with the freeze). Objects
+left in reference cycles at exit are then not finalized by the collector, which Python does
+not promise anyway; ``GLMMJAX_FAST_EXIT=0`` keeps the usual shutdown.
+
     import glmmjax as gj
     fit = gj.glmm("TICKS ~ YEAR + (1|LOCATION)", gj.datasets.load("grouseticks"), family="poisson")
     print(fit.summary())
 """
+import atexit as _atexit
+import gc as _gc
+import os as _os
+
 import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
+
+if _os.environ.get("GLMMJAX_FAST_EXIT", "1") != "0":
+    _atexit.register(_gc.freeze)
 
 from . import datasets as datasets  # noqa: E402
 from . import families as families  # noqa: E402

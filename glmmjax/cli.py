@@ -10,7 +10,6 @@ Bad input (an unknown column, dataset or family, a malformed formula) prints
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 
@@ -111,16 +110,9 @@ def _cmd_datasets(out) -> int:
 
 
 def run() -> None:
-    """The ``glmmjax`` console command: ``main()``, then exit.
-
-    The interpreter's final garbage collection is skipped (gc.freeze): after importing JAX,
-    pandas and SciPy it is a sizeable part of a short process (the README's grouseticks
-    command with a filled cache, under ``time`` on a 2-core CPU: 1.61 s through ``main``,
-    1.36 s through ``run``), and this process holds nothing whose finalizer must run."""
-    code = main()
-    sys.stdout.flush()
-    gc.freeze()
-    sys.exit(code)
+    """The ``glmmjax`` console command: ``main()``, then exit (importing glmmjax has
+    registered the exit-time ``gc.freeze``, see the package docstring)."""
+    sys.exit(main())
 
 
 def main(argv=None) -> int:

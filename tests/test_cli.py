@@ -87,3 +87,24 @@ def test_the_console_command_exits_with_mains_status():
     bad = subprocess.run([sys.executable, "-m", "glmmjax", "fit", "--dataset", "sleepstudy", "Reaction ~ Nope + (1|Subject)"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "Nope" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("fast_exit, finalized", [(None, False), ("0", True)])
+def test_exit_skips_the_final_collection_unless_turned_off(fast_exit, finalized):
+    """Importing glmmjax registers gc.freeze at exit (package docstring): a reference cycle
+    left at exit is not collected (its __del__ does not run); GLMMJAX_FAST_EXIT=0 keeps
+    Python's usual shutdown, whose final collection finalizes it."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import glmmjax\n"
+            "class C:\n"
+            "    def __del__(self): print('finalized', flush=True)\n"
+            "c = C(); c.self = c; del c\n"
+            "print('end', flush=True)\n")
+    env = {k: v for k, v in os.environ.items() if k != "GLMMJAX_FAST_EXIT"}
+    if fast_exit is not None:
+        env["GLMMJAX_FAST_EXIT"] = fast_exit
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == (["end", "finalized"] if finalized else ["end"])
