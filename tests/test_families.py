@@ -828,3 +828,17 @@ def test_loglik_splits_into_terms_with_eta_and_the_rest(fam, size):
             assert np.isneginf(whole[0]) and np.all(np.isfinite(whole[1:]))
         else:
             assert np.all(np.isfinite(whole))
+
+
+def test_beta_loglik_splits_into_terms_with_eta_and_the_rest():
+    fam = Beta()
+    y = jnp.array([0.02, 0.3, 0.5, 0.97])
+    d, extra = jnp.array([-1.0, 0.5, 3.0, 60.0]), jnp.zeros(0)
+    rest = fam.loglik_rest(y, d, extra, None)
+    assert float(fam.loglik_rest(jnp.zeros(1), d[:1], extra, None)[0]) == 0.0
+    for eta in (-2.0, 0.1, 1.5):
+        e = jnp.full(4, eta)
+        whole = np.asarray(fam.loglik(y, e, d, extra, None))
+        mu, phi = sps.expit(eta), np.exp(np.asarray(d))
+        np.testing.assert_allclose(whole, st.beta.logpdf(np.asarray(y), mu * phi, (1 - mu) * phi), rtol=1e-10)
+        np.testing.assert_allclose(np.asarray(fam.loglik_eta(y, e, d, extra, None) + rest), whole, rtol=1e-14)

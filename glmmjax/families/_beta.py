@@ -53,15 +53,25 @@ class Beta(Family):
     disp_scale = "log(phi)"
 
     def loglik(self, y, eta, disp_eta, extra, size):
+        return self.loglik_eta(y, eta, disp_eta, extra, size) + self.loglik_rest(y, disp_eta, extra, size)
+
+    def loglik_eta(self, y, eta, disp_eta, extra, size):
         log_mu, log_1m = log_mu_pair(self.link, eta)
         a = jnp.exp(log_mu + disp_eta)
         b = jnp.exp(log_1m + disp_eta)
         d_ab = stirling_remainder(jnp.stack([a, b]))
         return (
-            0.5 * disp_eta - (a - 0.5) * log_mu - (b - 0.5) * log_1m - _HALF_LOG_2PI
-            + stirling_remainder(jnp.exp(disp_eta)) - d_ab[0] - d_ab[1]
-            + (a - 1.0) * jnp.log(y) + (b - 1.0) * jnp.log1p(-y)
+            -(a - 0.5) * log_mu - (b - 0.5) * log_1m - d_ab[0] - d_ab[1]
+            + a * jnp.log(y) + b * jnp.log1p(-y)
         )
+
+    def loglik_rest(self, y, disp_eta, extra, size):
+        # the terms free of mu: d(phi), log(phi)/2 and the 1/(y (1 - y)) of the density (0 at
+        # y = 0, as loglik_rest must be; the response check keeps y inside (0, 1) anyway)
+        pos = y > 0
+        ys = jnp.where(pos, y, 0.5)
+        rest = 0.5 * disp_eta - _HALF_LOG_2PI + stirling_remainder(jnp.exp(disp_eta)) - jnp.log(ys) - jnp.log1p(-ys)
+        return jnp.where(pos, rest, 0.0)
 
     def variance(self, mu, disp_eta, extra, size=None):
         return mu * (1.0 - mu) / (1.0 + jnp.exp(disp_eta))
