@@ -6,7 +6,8 @@ unless a model is built with ``dtype="float32"``.
 At interpreter exit, glmmjax moves the objects still alive into the garbage collector's
 permanent generation (``gc.freeze``), so that the final collection does not traverse the
 million-odd objects of JAX, pandas and SciPy: ~0.2 s of every short process on a 2-core CPU
-(``python -c "import jax, glmmjax, scipy.linalg"``: 1.04 s, 0.85 s with the freeze). Objects
+(``python -c "import jax, glmmjax, scipy.linalg"``, five runs under ``time``: 0.75-0.78 s,
+0.93-1.00 s with ``GLMMJAX_FAST_EXIT=0``). Objects
 left in reference cycles at exit are then not finalized by the collector, which Python does
 not promise anyway; ``GLMMJAX_FAST_EXIT=0`` keeps the usual shutdown.
 
