@@ -842,3 +842,29 @@ def test_beta_loglik_splits_into_terms_with_eta_and_the_rest():
         mu, phi = sps.expit(eta), np.exp(np.asarray(d))
         np.testing.assert_allclose(whole, st.beta.logpdf(np.asarray(y), mu * phi, (1 - mu) * phi), rtol=1e-10)
         np.testing.assert_allclose(np.asarray(fam.loglik_eta(y, e, d, extra, None) + rest), whole, rtol=1e-14)
+
+
+def test_family_loglik_is_the_sum_of_its_parts_or_says_what_is_missing():
+    @dataclasses.dataclass(frozen=True, repr=False)
+    class Halves(Family):
+        name = "halves"
+        default_link = "identity"
+        allowed_links = ("identity",)
+
+        def loglik_eta(self, y, eta, disp_eta, extra, size):
+            return -0.5 * (y - eta) ** 2
+
+        def loglik_rest(self, y, disp_eta, extra, size):
+            return jnp.full_like(y, -0.5 * np.log(2 * np.pi))
+
+    @dataclasses.dataclass(frozen=True, repr=False)
+    class Empty(Family):
+        name = "empty"
+        default_link = "identity"
+        allowed_links = ("identity",)
+
+    y, e = jnp.array([0.3, -1.2]), jnp.array([0.0, 0.5])
+    np.testing.assert_allclose(np.asarray(Halves().loglik(y, e, None, None, None)),
+                               st.norm.logpdf(np.asarray(y), np.asarray(e)), rtol=1e-14)
+    with pytest.raises(NotImplementedError, match="Empty defines neither loglik nor loglik_eta"):
+        Empty().loglik(y, e, None, None, None)

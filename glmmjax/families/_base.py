@@ -102,16 +102,25 @@ class Family:
 
     # -- the model ---------------------------------------------------------------------
     def loglik(self, y, eta, disp_eta, extra, size):
-        """Per-observation log density (or mass) of ``y`` given ``eta`` (shape (n,))."""
-        raise NotImplementedError
+        """Per-observation log density (or mass) of ``y`` given ``eta`` (shape (n,)).
+
+        A family defines either ``loglik`` or the pair ``loglik_eta`` and ``loglik_rest``;
+        the default here is their sum.
+        """
+        if type(self).loglik_eta is Family.loglik_eta:
+            raise NotImplementedError(f"{type(self).__name__} defines neither loglik nor loglik_eta")
+        ll = self.loglik_eta(y, eta, disp_eta, extra, size)
+        rest = self.loglik_rest(y, disp_eta, extra, size)
+        return ll if rest is None else ll + rest
 
     def loglik_eta(self, y, eta, disp_eta, extra, size):
         """The terms of ``loglik`` that depend on ``eta`` (default: all of it).
 
         With ``loglik_rest``, loglik = loglik_eta + loglik_rest. The search for the
         conditional modes (many evaluations per objective) uses loglik_eta alone, and the
-        Laplace objective adds loglik_rest once: a family whose log-density has a costly
-        part free of eta (tweedie's series) overrides both.
+        Laplace objective adds loglik_rest once: a family whose log-density has terms free
+        of eta (log y!, log choose(n, y), tweedie's series) defines these two instead of
+        ``loglik``.
         """
         return self.loglik(y, eta, disp_eta, extra, size)
 

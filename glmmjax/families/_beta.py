@@ -52,9 +52,6 @@ class Beta(Family):
     has_dispersion = True
     disp_scale = "log(phi)"
 
-    def loglik(self, y, eta, disp_eta, extra, size):
-        return self.loglik_eta(y, eta, disp_eta, extra, size) + self.loglik_rest(y, disp_eta, extra, size)
-
     def loglik_eta(self, y, eta, disp_eta, extra, size):
         log_mu, log_1m = log_mu_pair(self.link, eta)
         a = jnp.exp(log_mu + disp_eta)

@@ -36,9 +36,6 @@ class Binomial(Family):
     canonical_link = "logit"
     discrete = True
 
-    def loglik(self, y, eta, disp_eta, extra, size):
-        return self.loglik_eta(y, eta, disp_eta, extra, size) + self.loglik_rest(y, disp_eta, extra, size)
-
     def loglik_eta(self, y, eta, disp_eta, extra, size):
         # log choose(n, y) is free of eta (loglik_rest): the conditional-mode search skips
         # its three lgammas

@@ -38,9 +38,6 @@ class NegativeBinomial2(CountFamily):
     has_dispersion = True
     disp_scale = "log(theta)"
 
-    def loglik(self, y, eta, disp_eta, extra, size):
-        return self.loglik_eta(y, eta, disp_eta, extra, size) + self.loglik_rest(y, disp_eta, extra, size)
-
     def loglik_eta(self, y, eta, disp_eta, extra, size):
         # log Gamma(y + theta) / (Gamma(theta) y!) is free of eta (loglik_rest): the
         # conditional-mode search skips its lgammas

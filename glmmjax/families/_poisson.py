@@ -27,9 +27,6 @@ class Poisson(CountFamily):
     allowed_links = ("log", "identity", "sqrt")
     canonical_link = "log"
 
-    def loglik(self, y, eta, disp_eta, extra, size):
-        return self.loglik_eta(y, eta, disp_eta, extra, size) - jsp.gammaln(y + 1.0)
-
     def loglik_eta(self, y, eta, disp_eta, extra, size):
         # log(y!) is free of eta: the conditional-mode search (many evaluations per objective)
         # skips its lgamma, and the objective adds it once (loglik_rest)

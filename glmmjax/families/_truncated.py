@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._base import Family
 from ._nbinom1 import NegativeBinomial1
 from ._nbinom2 import NegativeBinomial2
 from ._poisson import Poisson
@@ -96,28 +97,28 @@ class _Truncated:
         """log f(0) of the untruncated distribution at linear predictor eta."""
         raise NotImplementedError
 
-    def loglik(self, y, eta, disp_eta, extra, size):
-        ll = self.loglik_eta(y, eta, disp_eta, extra, size)
-        rest = self.loglik_rest(y, disp_eta, extra, size)
-        return ll if rest is None else ll + rest
+    # the sum of loglik_eta and loglik_rest below (ahead of the untruncated family's own loglik)
+    loglik = Family.loglik
+
+    def _base_splits(self) -> bool:
+        """Whether the untruncated family keeps terms free of eta apart (loglik_rest)."""
+        return super().loglik_rest.__func__ is not Family.loglik_rest
 
     def loglik_eta(self, y, eta, disp_eta, extra, size):
         pos = y > 0
         y1 = jnp.where(pos, y, 1.0)          # a value in the support for the masked rows
-        base = super()
-        # the untruncated family's terms in eta: its whole density when it has no loglik_rest
+        # the untruncated family's terms in eta: its whole density when it does not split
         # (Family.loglik_eta would call this class's loglik)
-        if base.loglik_rest(y1, disp_eta, extra, size) is None:
-            ll = base.loglik(y1, eta, disp_eta, extra, size)
-        else:
-            ll = base.loglik_eta(y1, eta, disp_eta, extra, size)
+        base = super()
+        ll = (base.loglik_eta if self._base_splits() else base.loglik)(y1, eta, disp_eta, extra, size)
         return jnp.where(pos, ll - log1mexp(self.log_f0(eta, disp_eta)), -jnp.inf)
 
     def loglik_rest(self, y, disp_eta, extra, size):
         # the untruncated family's terms free of eta; 0 at y = 0, as loglik_rest must be
+        if not self._base_splits():
+            return None
         pos = y > 0
-        rest = super().loglik_rest(jnp.where(pos, y, 1.0), disp_eta, extra, size)
-        return None if rest is None else jnp.where(pos, rest, 0.0)
+        return jnp.where(pos, super().loglik_rest(jnp.where(pos, y, 1.0), disp_eta, extra, size), 0.0)
 
     def mean(self, eta, disp_eta=None, extra=None, size=None):
         """E(y) = mu / (1 - f(0)), the mean of the truncated distribution."""

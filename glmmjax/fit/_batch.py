@@ -194,17 +194,18 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
     x0 = jnp.asarray(model._start_vector(start) if start is not None else model.to_internal(model.start()), dt)
     h0 = None if h0 is None else jnp.asarray(h0, dt)
     E = _eta_start(model, Y).astype(dt)
+    Yd = Y.astype(dt)
     if strategy == "threads":
-        x, value, grad, its = _threads(model.spec, opts, glm_start, model.data, x0, h0, Y.astype(dt), E,
+        x, value, grad, its = _threads(model.spec, opts, glm_start, model.data, x0, h0, Yd, E,
                                        threads or usable_cpus(), int(chunk))
-    Yj = jnp.asarray(Y, dt)
-    args = (model.spec, opts, glm_start, model.data, x0, h0, Yj, jnp.asarray(E))
-    if strategy == "map":
-        x, value, grad, its = _map(*args)
-    elif strategy == "vmap":
-        x, value, grad, its = _vmap(*args)
-    elif strategy == "chunked":
-        x, value, grad, its = _chunked(*args, int(max(1, min(chunk, len(Y)))))
+    else:
+        args = (model.spec, opts, glm_start, model.data, x0, h0, jnp.asarray(Yd), jnp.asarray(E))
+        if strategy == "map":
+            x, value, grad, its = _map(*args)
+        elif strategy == "vmap":
+            x, value, grad, its = _vmap(*args)
+        else:
+            x, value, grad, its = _chunked(*args, int(max(1, min(chunk, len(Y)))))
     J = model.jacobian_external()
     x = np.asarray(x, float) @ J.T
     grad = np.asarray(grad, float) @ np.linalg.inv(J)
@@ -214,7 +215,7 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
     params = pd.DataFrame(x, columns=names)
     if model.spec.profiled:
         fixef = pd.DataFrame(np.full((len(x), model.spec.p), np.nan), columns=list(model.fixed_names))
-        fixef.loc[:, :] = _profiled_fixef(model, x, Yj)
+        fixef.loc[:, :] = _profiled_fixef(model, x, jnp.asarray(Yd))
     else:
         fixef = params[list(model.fixed_names)].copy()
     return BatchFit(params=params, fixef=fixef, loglik=-value, max_grad=max_grad,

@@ -331,9 +331,8 @@ def start_modes(spec: ModelSpec, data: ModelData, x, eta_start):
     F = blk.factorize(spec.layout, Zl, data.codes, w)
     u = blk.solve(spec.layout, F, tuple(-g for g in _grad_u(spec, data, Zl, zero, r)))
 
-    def f(v):
-        ll, _, _ = loglik_terms(spec, data, _eta(spec, data, fixed, Zl, v), prm, eta_only=True)
-        return -jnp.sum(ll) + 0.5 * sum(jnp.sum(vb * vb) for vb in v)
+    def f(v):   # the Newton iteration's f (per group for one grouping factor), in total
+        return jnp.sum(_state(spec, data, fixed, Zl, v, prm)[0])
 
     fu = f(u)
     better = jnp.isfinite(fu) & (fu < f(zero))
