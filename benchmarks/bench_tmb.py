@@ -154,7 +154,7 @@ def profile(tm: TmbModel, data, repeats: int) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from glmmjax.fit._fit import _objective as opt_objective, fit_arrays, glm_part, with_glm_part
+    from glmmjax.fit._fit import _objective as opt_objective, fit_arrays, glm_part, glm_start_spec, with_glm_part
     from glmmjax.fit._optimize import OptimizerOptions, minimize
     from glmmjax.laplace._glmm import _eta, _fixed, conditional_mode, laplace_nll, loglik_terms
     from glmmjax.laplace._spec import Params, cholesky_factors, scaled_z
@@ -176,7 +176,7 @@ def profile(tm: TmbModel, data, repeats: int) -> dict:
         out["host"] = out["fit"] - out["optimize"] - out.get("post", 0.0)
         return out
 
-    glm = spec.without_random()
+    glm = glm_start_spec(spec)
     glm_fit = jax.jit(lambda d, x: minimize(opt_objective(glm, d), glm_part(spec, x), (), opts))
     out["glm_iters"] = int(_ready(glm_fit(mdata, x0)).iterations)
     fns["glm"] = lambda: _ready(glm_fit(mdata, x0))

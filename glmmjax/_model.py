@@ -20,6 +20,7 @@ from .covariance import combine, cov_structure
 from .design import fixed_matrix, make_design
 from .formula import parse_formula
 from .families import Family, get_family
+from .fit._asymptote import asymptotes, restart_points
 from .fit._optimize import OptimizerOptions
 from .laplace._blocked import BlockLayout, is_nested, is_rowwise
 from .laplace._glmm import laplace_nll, zero_modes
@@ -186,12 +187,16 @@ class GLMM:
         if reml and not profiled:
             raise ValueError("REML is available for Gaussian (identity link) mixed models with a constant "
                              "dispersion; use reml=False for this model")
-        for b in blocks:
-            if profiled and b.nlevels * b.k >= n:
-                raise ValueError(
-                    f"number of observations (={n}) <= number of random effects (={b.nlevels * b.k}) for "
-                    f"term ({' + '.join(b.columns)} | {b.group}); the random-effects parameters and the "
-                    "residual variance (or scale parameter) are probably unidentifiable")
+        # lme4's check.nobs.vs.nRE, per term as lme4 counts them: (x || g) is two terms
+        for b in blocks if profiled else ():
+            for off, k, kind in b.parts:
+                for first, width in ([(off + j, 1) for j in range(k)] if kind == "diag" else [(off, k)]):
+                    if b.nlevels * width >= n:
+                        raise ValueError(
+                            f"number of observations (={n}) <= number of random effects (={b.nlevels * width}) "
+                            f"for term ({' + '.join(b.columns[first:first + width])} | {b.group}); the "
+                            "random-effects parameters and the residual variance (or scale parameter) are "
+                            "probably unidentifiable")
         if fam.has_dispersion and not profiled:
             Xd, disp_names, disp_info = fixed_matrix(disp or "~1", data, design.rows)
         else:
@@ -372,7 +377,18 @@ class GLMM:
         x0 = self._start_vector(start)
         static = dict(spec=self.spec, opts=opts, glm_start=start is None and self.family.glm_start, hessian=hessian)
         res, post = cached_call(fit_and_post, static, data=self.data, x0=x0)
-        return FitResult.from_optimum(self, res, post, opts)
+        notes = asymptotes(self, self.to_external(np.asarray(res.x))) if not self.spec.profiled else []
+        if notes:
+            # at an asymptote: restart from the interior start and from the optimum with the
+            # asymptotic submodels reset, and keep the best (fit/_asymptote.py)
+            static = dict(static, glm_start=False)
+            for x in restart_points(self, self.to_external(np.asarray(res.x))):
+                r2, p2 = cached_call(fit_and_post, static, data=self.data,
+                                     x0=jnp.asarray(self.to_internal(x), self.data.y.dtype))
+                if np.isfinite(float(r2.value)) and float(r2.value) < float(res.value) - 1e-9 * abs(float(res.value)):
+                    res, post = r2, p2
+            notes = asymptotes(self, self.to_external(np.asarray(res.x)))
+        return FitResult.from_optimum(self, res, post, opts, notes=tuple(notes))
 
     def _start_vector(self, start):
         x0 = self.start()

@@ -57,6 +57,10 @@ class Family:
         allowed_links: names of the links the family accepts.
         has_dispersion: whether the family has a dispersion parameter (modelled by ``disp=``).
         disp_scale: what ``disp_eta`` is, e.g. "log(theta)"; used in summaries.
+        disp_dimensionless: the dispersion parameter has no units (NB's theta, beta's phi,
+            Gamma's shape; not a standard deviation), so a dispersion predictor beyond
+            +-12 is the family's limit (NB2 with theta -> infinity is the Poisson), not a
+            matter of the response's scale (fit/_asymptote.py).
         n_extra: number of extra unconstrained parameters (0 for most families).
         extra_names: their names, e.g. ("log(df)",).
         discrete: whether the response is a count (True) or continuous.
@@ -68,6 +72,11 @@ class Family:
             The GLM start saves iterations of the mixed model where the GLM is cheap; a
             family whose log-likelihood is a series (tweedie, compois) pays nearly a mixed
             model's price for each GLM iteration, and there it cost more than it saved.
+        allows_zi: a continuous family that takes a zero-inflation formula (ziGamma,
+            tweedie); count families always do.
+        zeros_need_zi: the family gives y = 0 probability 0 (zero-truncated families,
+            ziGamma): zeros need a zero-inflation (hurdle) formula, and that formula is then
+            fitted from the zeros alone, apart from the conditional model.
     """
 
     link: Link = None
@@ -76,11 +85,14 @@ class Family:
     allowed_links: ClassVar[tuple] = ()
     has_dispersion: ClassVar[bool] = False
     disp_scale: ClassVar[str] = ""
+    disp_dimensionless: ClassVar[bool] = False
     n_extra: ClassVar[int] = 0
     extra_names: ClassVar[tuple] = ()
     discrete: ClassVar[bool] = False
     canonical_link: ClassVar = None
     glm_start: ClassVar[bool] = True
+    allows_zi: ClassVar[bool] = False
+    zeros_need_zi: ClassVar[bool] = False
 
     def __post_init__(self):
         link = get_link(self.default_link if self.link is None else self.link)

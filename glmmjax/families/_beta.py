@@ -51,6 +51,7 @@ class Beta(Family):
     allowed_links = ("logit", "probit", "cloglog")
     has_dispersion = True
     disp_scale = "log(phi)"
+    disp_dimensionless = True
 
     def loglik_eta(self, y, eta, disp_eta, extra, size):
         log_mu, log_1m = log_mu_pair(self.link, eta)

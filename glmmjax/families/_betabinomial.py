@@ -60,6 +60,7 @@ class BetaBinomial(Family):
     allowed_links = ("logit", "probit", "cloglog")
     has_dispersion = True
     disp_scale = "log(phi)"
+    disp_dimensionless = True
     discrete = True
 
     def loglik(self, y, eta, disp_eta, extra, size):

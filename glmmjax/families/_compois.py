@@ -614,6 +614,7 @@ class ConwayMaxwellPoisson(CountFamily):
     allowed_links = ("log", "identity", "sqrt")
     has_dispersion = True
     disp_scale = "log(phi)"
+    disp_dimensionless = True
     # without the GLM start, ``benchmarks/bench_tmb.py --only compois`` "jax fit s": 377 ->
     # 267 ms (2-core CPU), the same optimum
     glm_start = False

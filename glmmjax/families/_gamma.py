@@ -34,6 +34,7 @@ class Gamma(Family):
     canonical_link = "inverse"
     has_dispersion = True
     disp_scale = "log(shape)"
+    disp_dimensionless = True
 
     def _log_mu_and_ratio(self, y, eta):
         """(log mu, y / mu) computed from eta without needless exp/log round trips."""

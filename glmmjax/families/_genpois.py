@@ -133,6 +133,7 @@ class GeneralizedPoisson(CountFamily):
     allowed_links = ("log", "identity", "sqrt")
     has_dispersion = True
     disp_scale = "log(phi)"
+    disp_dimensionless = True
 
     def loglik(self, y, eta, disp_eta, extra, size):
         log_theta, lam = _theta_lambda(self.link, eta, disp_eta)

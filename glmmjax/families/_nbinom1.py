@@ -35,6 +35,7 @@ class NegativeBinomial1(CountFamily):
     allowed_links = ("log", "identity", "sqrt")
     has_dispersion = True
     disp_scale = "log(phi)"
+    disp_dimensionless = True
 
     def loglik(self, y, eta, disp_eta, extra, size):
         lmu = log_mu(self.link, eta)

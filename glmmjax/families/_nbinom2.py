@@ -37,6 +37,7 @@ class NegativeBinomial2(CountFamily):
     allowed_links = ("log", "identity", "sqrt")
     has_dispersion = True
     disp_scale = "log(theta)"
+    disp_dimensionless = True
 
     def loglik_eta(self, y, eta, disp_eta, extra, size):
         # log Gamma(y + theta) / (Gamma(theta) y!) is free of eta (loglik_rest): the

@@ -36,12 +36,13 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from ._asymptote import asymptotes
+from ._convergence import converged
 from ._fit import fit_arrays
 from ._optimize import OptimizerOptions
 
 __all__ = ["BatchFit", "fit_batch"]
 
-CONVERGED_GRAD = 1e-3
 CHUNK = 2   # datasets per vectorized chunk on CPU (benchmarks/bench_batch.py --chunks 1,2,8)
 
 
@@ -74,7 +75,7 @@ class BatchFit:
 def _one(spec, opts, glm_start, data, x0, h0, ye):
     y, eta_start = ye
     res = fit_arrays(spec, opts, data.with_response(y), x0, glm_start=glm_start, h0=h0, eta_start=eta_start)
-    return res.x, res.value, res.grad, res.iterations
+    return res.x, res.value, res.grad, res.iterations, res.boundary_checked
 
 
 @partial(jax.jit, static_argnames=("spec", "opts", "glm_start"))
@@ -158,7 +159,7 @@ def _threads(spec, opts, glm_start, data, x0, h0, Y, E, n_threads, chunk):
 
     with ThreadPoolExecutor(n_threads) as pool:
         outs = list(pool.map(run, range(n_threads)))
-    return tuple(np.concatenate([o[i] for o in outs])[:B] for i in range(4))
+    return tuple(np.concatenate([o[i] for o in outs])[:B] for i in range(len(outs[0])))
 
 
 def _auto_strategy(n_datasets: int) -> str:
@@ -195,17 +196,18 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
     h0 = None if h0 is None else jnp.asarray(h0, dt)
     E = _eta_start(model, Y).astype(dt)
     Yd = Y.astype(dt)
-    if strategy == "threads":
-        x, value, grad, its = _threads(model.spec, opts, glm_start, model.data, x0, h0, Yd, E,
-                                       threads or usable_cpus(), int(chunk))
-    else:
-        args = (model.spec, opts, glm_start, model.data, x0, h0, jnp.asarray(Yd), jnp.asarray(E))
-        if strategy == "map":
-            x, value, grad, its = _map(*args)
-        elif strategy == "vmap":
-            x, value, grad, its = _vmap(*args)
-        else:
-            x, value, grad, its = _chunked(*args, int(max(1, min(chunk, len(Y)))))
+    run = partial(_run, model, opts, strategy, threads, chunk)
+    x, value, grad, its, checked = run(glm_start, x0, h0, Yd, E)
+    at_limit = [bool(a) for a in asymptotes(model, x @ model.jacobian_external().T)] if not model.spec.profiled else []
+    if any(at_limit):
+        # rows at an asymptote: refitted from the interior start, the better optimum kept
+        # (fit/_asymptote.py; a single fit also tries its optimum with the submodel reset)
+        rows = np.flatnonzero(at_limit)
+        interior = jnp.asarray(model.to_internal(model.start()), dt)
+        again = run(False, interior, None, Yd[rows], E[rows])
+        better = np.isfinite(again[1]) & (again[1] < value[rows] - 1e-9 * np.abs(value[rows]))
+        for full, part in zip((x, value, grad, its, checked), again):
+            full[rows[better]] = part[better]
     J = model.jacobian_external()
     x = np.asarray(x, float) @ J.T
     grad = np.asarray(grad, float) @ np.linalg.inv(J)
@@ -219,8 +221,24 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
     else:
         fixef = params[list(model.fixed_names)].copy()
     return BatchFit(params=params, fixef=fixef, loglik=-value, max_grad=max_grad,
-                    converged=np.isfinite(value) & (max_grad <= CONVERGED_GRAD),
+                    converged=converged(value, max_grad, np.asarray(checked)),
                     iterations=np.asarray(its), strategy=strategy)
+
+
+def _run(model, opts, strategy, threads, chunk, glm_start, x0, h0, Yd, E):
+    """The batch's fits in the optimizer's coordinates, as host arrays (x, value, grad,
+    iterations, boundary_checked)."""
+    if strategy == "threads":
+        out = _threads(model.spec, opts, glm_start, model.data, x0, h0, Yd, E, threads or usable_cpus(), int(chunk))
+    else:
+        args = (model.spec, opts, glm_start, model.data, x0, h0, jnp.asarray(Yd), jnp.asarray(E))
+        if strategy == "map":
+            out = _map(*args)
+        elif strategy == "vmap":
+            out = _vmap(*args)
+        else:
+            out = _chunked(*args, int(max(1, min(chunk, len(Yd)))))
+    return tuple(np.array(o, dtype=float if i < 3 else None) for i, o in enumerate(out))
 
 
 @partial(jax.jit, static_argnames=("spec",))

@@ -14,8 +14,12 @@ and report success.)
 Both minimize a function ``fun(x, aux) -> (value, aux')`` where ``aux`` is a warm-start
 state carried between accepted iterates (the random-effect modes of the Laplace objective).
 Convergence is judged on the gradient: the loop stops when max|grad| <= gtol, when the
-objective stops decreasing (``ftol`` relative, three iterations running), or at ``maxiter``.
+objective stops decreasing (``ftol`` relative, several iterations running), or at ``maxiter``.
 The caller reports ``max|grad|`` and never trusts a "success" flag without it.
+
+Variance parameters at 0 are checked by one method for all: the compact L-BFGS probes them
+(``_lbfgs.Boundary``, see _lbfgs.py), and the other two methods hand their result to it, so
+a fit from any method ends with the same boundary check (fit/_convergence.py).
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._lbfgs import lbfgs
+from ._lbfgs import Boundary, lbfgs
 
 __all__ = ["OptimizerOptions", "OptResult", "minimize"]
 
@@ -60,6 +64,7 @@ class OptResult(NamedTuple):
     aux: object
     iterations: jax.Array
     hess: jax.Array | None = None   # central-difference Hessian at x (minimize(hessian=True), "lbfgs")
+    boundary_checked: jax.Array | None = None  # every variance parameter at 0 probed (_lbfgs.py)
 
 
 # A fit's result crosses glmmjax's trace cache (glmmjax/_trace_cache.py) as a jax.export output
@@ -68,7 +73,7 @@ if hasattr(jax.export, "register_namedtuple_serialization"):
     jax.export.register_namedtuple_serialization(OptResult, serialized_name="glmmjax.fit.OptResult")
 
 
-def _lbfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False) -> OptResult:
+def _lbfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False, boundary=None) -> OptResult:
     import optax  # imported on use: the default optimizer does not need it
 
     opt = optax.lbfgs(memory_size=opts.memory, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=40))
@@ -95,7 +100,7 @@ def _lbfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False) -> Opt
     return OptResult(x, v, g, aux, it)
 
 
-def _bfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False) -> OptResult:
+def _bfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False, boundary=None) -> OptResult:
     import optimistix as optx  # imported on use: the default optimizer does not need it
 
     solver = optx.BFGS(rtol=opts.ftol, atol=opts.gtol)
@@ -104,20 +109,28 @@ def _bfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False) -> OptR
     return OptResult(sol.value, v, g, aux, sol.stats["num_steps"])
 
 
-def _own_lbfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False) -> OptResult:
-    x, f, g, aux, it, H = lbfgs(fun, x0, aux0, gtol=opts.gtol, ftol=opts.ftol, maxiter=opts.maxiter,
-                                memory=opts.memory, h0=h0, hessian=hessian)
-    return OptResult(x, f, g, aux, it, H)
+def _own_lbfgs(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False, boundary=None) -> OptResult:
+    r = lbfgs(fun, x0, aux0, gtol=opts.gtol, ftol=opts.ftol, maxiter=opts.maxiter, memory=opts.memory, h0=h0,
+              hessian=hessian, boundary=boundary)
+    return OptResult(r.x, r.value, r.grad, r.aux, r.iterations, r.hess, r.boundary_checked)
 
 
 _METHODS = {"lbfgs": _own_lbfgs, "optax-lbfgs": _lbfgs, "bfgs": _bfgs}
 
 
-def minimize(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False) -> OptResult:
+def minimize(fun, x0, aux0, opts: OptimizerOptions, h0=None, hessian=False, boundary: Boundary | None = None
+             ) -> OptResult:
     """Minimize ``fun(x, aux) -> (value, aux)`` from ``x0``.
 
     ``h0`` (d, d): an initial inverse Hessian, used by "lbfgs" (the others ignore it).
     ``hessian``: "lbfgs" also returns the central-difference Hessian at the optimum
     (``OptResult.hess``, see _lbfgs.lbfgs); the others return None.
+    ``boundary``: the variance parameters, probed where they end at 0 (_lbfgs.py); the
+    other methods' results are handed to "lbfgs" for that check, which also goes on from
+    them if a probe finds the objective falling.
     """
-    return _METHODS[opts.method](fun, x0, aux0, opts, h0, hessian)
+    res = _METHODS[opts.method](fun, x0, aux0, opts, h0, hessian, boundary)
+    if opts.method != "lbfgs" and boundary is not None and len(boundary.index):
+        polished = _own_lbfgs(fun, res.x, res.aux, opts, boundary=boundary)
+        res = polished._replace(iterations=res.iterations + polished.iterations)
+    return res

@@ -84,9 +84,23 @@ class ModelSpec:
         return {"beta": slice(0, a), "theta": slice(a, b), "betad": slice(b, c), "betazi": slice(c, d),
                 "extra": slice(d, d + self.n_extra)}
 
-    def without_random(self) -> "ModelSpec":
-        """The same model with no random effects (the GLM used for starting values)."""
-        return ModelSpec(self.family, BlockLayout((), ()), (), self.p, self.pd, False, False, self.pz)
+    def variance_coordinates(self) -> tuple:
+        """Positions in the flat vector of the Cholesky factors' diagonal entries.
+
+        The objective is even in each of them (flipping the sign of a column of L leaves
+        L L' unchanged), so at 0 its gradient is exactly 0: the optimizer must check these
+        points rather than read the zero gradient as convergence (fit/_lbfgs.py)."""
+        off = self.slices()["theta"].start
+        idx = []
+        for c in self.covs:
+            idx += [off + i for i in c.diag_theta]
+            off += c.n_theta
+        return tuple(idx)
+
+    def without_random(self, zi: bool = True) -> "ModelSpec":
+        """The same model with no random effects (the GLM used for starting values), and
+        without its zero-inflation model when ``zi`` is False."""
+        return ModelSpec(self.family, BlockLayout((), ()), (), self.p, self.pd, False, False, self.pz if zi else 0)
 
 
 @partial(jax.tree_util.register_dataclass, data_fields=["beta", "thetas", "betad", "betazi", "extra"], meta_fields=[])

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 
 from ..families._base import Family
+from ..fit._convergence import converged, nonconvergence_message
 from ..laplace._spec import Params
 
 __all__ = ["FitResult"]
 
 SINGULAR_TOL = 1e-4     # lme4's isSingular tolerance on the (relative) Cholesky diagonal
-CONVERGED_GRAD = 1e-3   # max|gradient| of the objective (a negative log-likelihood) at a converged fit
 
 
 def _np(a):
@@ -51,11 +51,13 @@ class FitResult:
     grad_opt: np.ndarray | None = None  # the gradient in the optimizer's coordinates
     deviance_ml: float | None = None
     messages: tuple = ()
+    boundary_checked: bool = True   # every variance parameter at 0 checked by the optimizer (fit/_convergence.py)
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def from_optimum(cls, model, res, post, opts) -> "FitResult":
-        """The result from ``fit_and_post``'s optimizer result ``res`` and post-fit pass ``post``."""
+    def from_optimum(cls, model, res, post, opts, notes=()) -> "FitResult":
+        """The result from ``fit_and_post``'s optimizer result ``res`` and post-fit pass ``post``;
+        ``notes``: further warnings about the optimum (fit/_asymptote.py), given and recorded."""
         spec = model.spec
         x = res.x
         msgs = []
@@ -108,13 +110,17 @@ class FitResult:
             extra=extra, eta=_np(post["eta"]), modes=tuple(_np(b) for b in post["b"]),
             condvar=tuple(_np(c) for c in post["condvar"]), hessian=hess, vcov_full=vcov_full,
             deviance_ml=float(post["deviance_ml"]) if spec.profiled else None,
+            boundary_checked=bool(res.boundary_checked) if res.boundary_checked is not None else True,
         )
         if not fit.converged:
-            msgs.append(f"Model failed to converge with max|grad| = {fit.max_grad:.3g} (tol = {CONVERGED_GRAD})")
+            msgs.append(nonconvergence_message(fit.objective, fit.max_grad, fit.boundary_checked))
             warnings.warn(msgs[-1], stacklevel=3)
         if fit.is_singular:
             msgs.append("boundary (singular) fit: see help('isSingular')")
             warnings.warn(msgs[-1], stacklevel=3)
+        for note in notes:
+            msgs.append(note)
+            warnings.warn(note, stacklevel=3)
         object.__setattr__(fit, "messages", tuple(msgs))
         return fit
 
@@ -134,7 +140,9 @@ class FitResult:
 
     @property
     def converged(self) -> bool:
-        return bool(np.isfinite(self.objective) and self.max_grad <= CONVERGED_GRAD)
+        """The criterion of fit/_convergence.py: a finite objective, max|grad| <= 1e-3 and
+        every variance parameter at 0 checked."""
+        return converged(self.objective, self.max_grad, self.boundary_checked)
 
     @property
     def is_singular(self) -> bool:
