@@ -69,9 +69,9 @@ def fit_one(ds: Dataset, model=None) -> dict:
                 j_iterations=fit.iterations, j_error="", j_messages=" | ".join(fit.messages)[:200])
 
 
-def fit_group(ids: list, batch: bool = True) -> pd.DataFrame:
+def fit_group(ids: list, batch: bool = True, strategy: str = "auto") -> pd.DataFrame:
     """Single fits of ``ids`` (replicates of one design) and, with ``batch``, one fit_batch
-    of all of them on the first one's model."""
+    of all of them on the first one's model (with ``strategy``)."""
     man = manifest()
     rows, sets = [], [load(i, man) for i in ids]
     model = None
@@ -91,7 +91,7 @@ def fit_group(ids: list, batch: bool = True) -> pd.DataFrame:
         Y = np.stack([np.asarray(_response(model, ds), float) for ds in sets])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            bf = model.fit_batch(Y)
+            bf = model.fit_batch(Y, strategy=strategy)
         out["j_batch_loglik"] = bf.loglik
         out["j_batch_converged"] = bf.converged
     return out
