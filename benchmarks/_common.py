@@ -48,8 +48,8 @@ def _optional_formula(f, trivial):
 
 @dataclass(frozen=True)
 class TmbModel:
-    """A glmmTMB reference JSON as glmmjax's model arguments (as tests/test_reference_extra.py
-    and tests/test_families_extra.py build them): the conditional formula, the family with
+    """A glmmTMB reference JSON as glmmjax's model arguments (as tests/test_reference_zi_disp_families.py
+    and tests/test_family_hurdle_lognormal_zigamma_betabinomial.py build them): the conditional formula, the family with
     the JSON's link (a ziGamma call is glmmjax's ziGamma family), the zi formula (None for
     ~0) and the disp formula (None for ~1), ML; the data are the bundled dataset, or the
     simulated CSV next to the JSON when ``dataset_location`` names the JSON's folder."""
@@ -85,8 +85,9 @@ class TmbModel:
         return self.ref.get("dataset_location", "glmmjax") != "glmmjax"
 
     def data(self):
-        import glmmjax as gj
         import pandas as pd
+
+        import glmmjax as gj
 
         if self.local_csv:
             return pd.read_csv(self.path.parent / self.ref["dataset"])

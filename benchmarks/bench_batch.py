@@ -20,8 +20,6 @@ import argparse
 import time
 import warnings
 
-import numpy as np
-
 from _common import r_times, table
 
 FORMULA = "TICKS ~ YEAR + (1|LOCATION) + (1|INDEX)"

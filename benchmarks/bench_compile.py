@@ -79,7 +79,8 @@ def main():
         res = subprocess.run([sys.executable, "-c", CHILD % dict(here=str(HERE), mid=mid)], env=env,
                              capture_output=True, text=True, check=True)
         r = json.loads(res.stdout.strip().splitlines()[-1])
-        rows.append([mid, f"{r['first']:.2f}", f"{r['fit_arrays']:.2f}", f"{r['post']:.2f}" if r["post"] is not None else "", f"{r['warm']:.3f}",
+        rows.append([mid, f"{r['first']:.2f}", f"{r['fit_arrays']:.2f}",
+                     f"{r['post']:.2f}" if r["post"] is not None else "", f"{r['warm']:.3f}",
                      f"{r['ddf']:.2f}" if "ddf" in r else ""])
         print(rows[-1], flush=True)
     import glmmjax  # noqa: F401  (which checkout was measured)

@@ -104,14 +104,16 @@ def main():
             cold, cached = statistics.median(colds), statistics.median(cacheds)
             r_proc = statistics.median(rs) if rs else r_proc
         rows.append([ref["id"], ref["engine"], f"{r_warm:.3f}", f"{warm:.4f}", f"{r_warm / warm:.1f}x",
-                     f"{r_proc:.2f}", f"{cold:.2f}", f"{cached:.2f}", f"{fit.loglik - ref['fit_stats']['logLik']:+.1e}"])
+                     f"{r_proc:.2f}", f"{cold:.2f}", f"{cached:.2f}",
+                     f"{fit.loglik - ref['fit_stats']['logLik']:+.1e}"])
         print(rows[-1], file=sys.stderr, flush=True)
     print(table(rows, ["model", "R engine", "R warm s", "jax warm s", "speedup", "R process s",
                        "py cold s", "py cached s", "dlogLik"]))
     shutil.rmtree(script_dir, ignore_errors=True)
     source = "timed in this run" if scripts else "benchmarks/r/r_times.csv"
     print(f"\nR process: {source}; process columns: median of {args.reps}")
-    print(f"machine: {os.cpu_count()} cores; jax {__import__('jax').__version__}, backend {__import__('jax').default_backend()}")
+    print(f"machine: {os.cpu_count()} cores; jax {__import__('jax').__version__}, "
+          f"backend {__import__('jax').default_backend()}")
 
 
 if __name__ == "__main__":

@@ -154,16 +154,17 @@ def profile(tm: TmbModel, data, repeats: int) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from glmmjax.fit._fit import _objective as opt_objective, fit_arrays, glm_part, glm_start_spec, with_glm_part
+    from glmmjax.fit._fit import _objective as opt_objective
+    from glmmjax.fit._fit import fit_arrays, glm_part, glm_start_spec, with_glm_part
     from glmmjax.fit._optimize import OptimizerOptions, minimize
+    from glmmjax.fit._post import glmm_post
     from glmmjax.laplace._glmm import _eta, _fixed, conditional_mode, laplace_nll, loglik_terms
-    from glmmjax.laplace._spec import Params, cholesky_factors, scaled_z
-    from glmmjax.results._post import glmm_post
+    from glmmjax.spec import Params, cholesky_factors, scaled_z
 
     model = tm.model(data)
     spec, mdata = model.spec, model.data
     opts = OptimizerOptions()
-    x0 = model._start_vector(None)
+    x0 = model.start_vector(None)
     res = fit_arrays(spec, opts, mdata, x0)
     out = {"iters": int(res.iterations)}
     fns = {"fit": model.fit, "build": lambda: tm.model(data),
@@ -283,7 +284,8 @@ def main():
         if r and r.get("status") != "ok":
             notes.append(f"{tm.id}: glmmTMB {r['status']}")
         if r.get("logLik") and abs(float(r["logLik"]) - tm.ref["fit_stats"]["logLik"]) > 1e-4:
-            notes.append(f"{tm.id}: glmmTMB's logLik now {float(r['logLik']):.6f}, JSON {tm.ref['fit_stats']['logLik']:.6f}")
+            notes.append(f"{tm.id}: glmmTMB's logLik now {float(r['logLik']):.6f}, "
+                         f"JSON {tm.ref['fit_stats']['logLik']:.6f}")
         data = tm.data()
         try:
             tm.glmm_family()
@@ -310,7 +312,8 @@ def main():
             misses.append((tm, data))
         r_iters = tm.ref.get("estimation", {}).get("iterations")
         rows.append([tm.id, fit.nobs, fmt(r_s), fmt(tm.r_recorded_s), fmt(warm, ".4f"), fmt(warm_fit, ".4f"),
-                     fmt(ratio, ".1f"), ok, fmt(cpu_ratio, ".1f"), f"{fit.iterations}/{r_iters if r_iters is not None else '?'}",
+                     fmt(ratio, ".1f"), ok, fmt(cpu_ratio, ".1f"),
+                     f"{fit.iterations}/{r_iters if r_iters is not None else '?'}",
                      fmt(first, ".1f"), f"{fit.loglik - tm.ref['fit_stats']['logLik']:+.1e}"])
         print(rows[-1], file=sys.stderr, flush=True)
         jax.clear_caches()
@@ -339,7 +342,8 @@ def main():
                          fmt(p.get("model_s"), ".4f"), "" if p.get("same_optimum", True) else "differs"])
             print(prow[-1], file=sys.stderr, flush=True)
             jax.clear_caches()
-        print(f"\nProfile of {'all models' if args.profile_all else 'the models that miss 10x'} (seconds unless ms; see the module docstring):")
+        print(f"\nProfile of {'all models' if args.profile_all else 'the models that miss 10x'} "
+              "(seconds unless ms; see the module docstring):")
         print(table(prow, ["model", "fit s", "build s", "optimize s", "GLM s", "post s", "host s", "iters/GLM",
                            "evals/GLM", "newton sum/max", "f+g warm ms", "ms/newton", "lik ms", "f cold ms",
                            "grad cold ms", "newton cold", "model s", "check"]))

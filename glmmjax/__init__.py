@@ -5,11 +5,11 @@ unless a model is built with ``dtype="float32"``.
 
 At interpreter exit, glmmjax moves the objects still alive into the garbage collector's
 permanent generation (``gc.freeze``), so that the final collection does not traverse the
-million-odd objects of JAX, pandas and SciPy: ~0.2 s of every short process on a 2-core CPU
-(``python -c "import jax, glmmjax, scipy.linalg"``, five runs under ``time``: 0.75-0.78 s,
-0.93-1.00 s with ``GLMMJAX_FAST_EXIT=0``). Objects
-left in reference cycles at exit are then not finalized by the collector, which Python does
-not promise anyway; ``GLMMJAX_FAST_EXIT=0`` keeps the usual shutdown.
+million-odd objects of JAX, pandas and SciPy, a noticeable part of every short process
+(measured with ``python -c "import jax, glmmjax, scipy.linalg"`` against
+``GLMMJAX_FAST_EXIT=0``: benchmarks/README.md). Objects left in reference cycles at exit
+are then not finalized by the collector, which Python does not promise anyway;
+``GLMMJAX_FAST_EXIT=0`` keeps the usual shutdown.
 
     import glmmjax as gj
     fit = gj.glmm("TICKS ~ YEAR + (1|LOCATION)", gj.datasets.load("grouseticks"), family="poisson")
@@ -28,7 +28,8 @@ if _os.environ.get("GLMMJAX_FAST_EXIT", "1") != "0":
 
 from . import datasets as datasets  # noqa: E402
 from . import families as families  # noqa: E402
-from ._model import GLMM as GLMM, glmm as glmm  # noqa: E402
+from ._model import GLMM as GLMM  # noqa: E402
+from ._model import glmm as glmm  # noqa: E402
 from .results import FitResult as FitResult  # noqa: E402
 
 # glmmjax.inference (and scipy.stats with it) is imported on first use: a fresh process that

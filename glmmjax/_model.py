@@ -1,14 +1,22 @@
 """The model: formula + data + family -> a static spec and its arrays, ready to fit.
 
-``GLMM`` is immutable: building it parses the formula, builds the design, checks the data
-and lays out the parameters; ``fit()`` returns a new :class:`FitResult` and leaves the model
-as it was. ``objective()`` hands out the model's objective as a plain JAX function of the
-flat parameter vector, the seam for users who optimize, vmap or differentiate it themselves.
+The pipeline, a stage per package:
+
+    formula/   parse_formula: lme4 syntax -> response, fixed part, random terms, offsets
+    design/    make_design: X, the random-effect terms, offsets and weights on the rows kept;
+               make_blocks: terms merged per grouping factor; response_arrays: (y, trials, w)
+    spec/      ModelSpec (static structure) and ModelData (arrays)
+    laplace/   the objective: the Laplace approximation, the exact LMM deviance
+    fit/       the optimizer, the post-fit pass (Hessian, modes), fit_batch
+    results/   FitResult: estimates, summary, predict, simulate
+
+``GLMM`` runs the stages up to the spec in named steps (``__init__``) and is immutable:
+``fit()`` returns a new :class:`FitResult`; ``update()`` builds a changed model.
+``objective()`` hands out the model's objective as a plain JAX function of the flat
+parameter vector, the seam for users who optimize, vmap or differentiate it themselves.
 """
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
 from functools import partial
 
 import jax
@@ -16,85 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._trace_cache import cached_call
-from .covariance import combine, cov_structure
-from .design import fixed_matrix, make_design
-from .formula import parse_formula
+from .design import fixed_matrix, make_blocks, make_design, order_blocks, response_arrays, submodel_design
 from .families import Family, get_family
-from .fit._asymptote import asymptotes, restart_points
-from .fit._optimize import OptimizerOptions
-from .laplace._blocked import BlockLayout, is_nested, is_rowwise
-from .laplace._glmm import laplace_nll, zero_modes
-from .laplace._lmm import lmm_objective
-from .laplace._spec import ModelData, ModelSpec, to_internal
-from .results._post import fit_and_post
+from .fit import HESSIANS, OptimizerOptions, asymptotes, fit_and_post, fit_batch, restart_points
+from .formula import parse_formula
+from .laplace import laplace_nll, lmm_objective, zero_modes
+from .spec import BlockLayout, ModelData, ModelSpec, is_nested, is_rowwise, to_internal
 
-__all__ = ["GLMM", "glmm", "Block"]
-
-#: families whose response is successes out of trials (cbind, 0/1, or proportions with weights)
-_TRIALS_FAMILIES = ("binomial", "betabinomial")
-
-
-@dataclass(frozen=True, eq=False)
-class Block:
-    """The random-effect terms on one grouping factor, merged (lme4 merges them too).
-
-    Attributes:
-        group: grouping factor name ("Subject", "student:school").
-        levels: level labels.
-        codes: (n,) level of each row.
-        Z: (n, k) model matrix (the terms' columns side by side).
-        columns: the k column names.
-        parts: per original term, (first column, number of columns, cov kind).
-        cov: the merged CovStructure.
-        component: "cond" (conditional model) or "zi" (zero-inflation model).
-    """
-
-    group: str
-    levels: tuple
-    codes: np.ndarray
-    Z: np.ndarray
-    columns: tuple
-    parts: tuple
-    cov: object
-    component: str = "cond"
-
-    @property
-    def label(self) -> str:
-        """The group, prefixed by "zi|" for a zero-inflation block (parameter names, messages)."""
-        return self.group if self.component == "cond" else f"zi|{self.group}"
-
-    @property
-    def nlevels(self) -> int:
-        return len(self.levels)
-
-    @property
-    def k(self) -> int:
-        return self.Z.shape[1]
-
-
-def _blocks(terms, component="cond") -> list:
-    """One Block per grouping factor of ``terms`` (in order of first appearance)."""
-    by_group: dict = {}
-    for t in terms:
-        by_group.setdefault(t.group, []).append(t)
-    blocks = []
-    for group, ts in by_group.items():
-        parts, off = [], 0
-        for t in ts:
-            kind = t.cov if t.k > 1 else "us"
-            parts.append((off, t.k, kind))
-            off += t.k
-        cov = combine([cov_structure(kind, k) for _, k, kind in parts])
-        blocks.append(Block(group, tuple(ts[0].levels), np.asarray(ts[0].codes, np.int32),
-                            np.hstack([np.asarray(t.Z, float) for t in ts]),
-                            tuple(c for t in ts for c in t.columns), tuple(parts), cov, component))
-    return blocks
-
-
-def _order_blocks(blocks) -> list:
-    """The largest block first: it is the block-diagonal part of the factorization (stable)."""
-    order = sorted(range(len(blocks)), key=lambda i: -blocks[i].nlevels * blocks[i].k)
-    return [blocks[i] for i in order]
+__all__ = ["GLMM", "glmm"]
 
 
 def _conditioning_transform(X) -> np.ndarray:
@@ -104,24 +41,94 @@ def _conditioning_transform(X) -> np.ndarray:
     return np.linalg.inv(R) * np.sqrt(n)
 
 
-def _binomial_response(design, weights):
-    """(successes, trials, weights) for a binomial response given as cbind, 0/1 or proportions."""
-    y = np.asarray(design.y, float)
-    if design.size is not None:
-        return y, np.asarray(design.size, float), weights
-    if np.any(weights != 1.0):
-        # proportions with weights = number of trials (R's glm convention)
-        if np.any((y < 0) | (y > 1)):
-            raise ValueError("A binomial response given with weights must be proportions in [0, 1]")
-        succ = y * weights
-        if np.any(np.abs(succ - np.round(succ)) > 1e-8):
-            warnings.warn("non-integer #successes in a binomial glm!", stacklevel=3)
-        return succ, weights.copy(), np.ones_like(weights)
-    return y, np.ones_like(y), weights
+def _is_trivial(formula) -> bool:
+    return formula is None or formula.replace(" ", "") in ("~1", "1")
+
+
+# -- the steps of GLMM.__init__ -------------------------------------------------------------
+def _check_arguments(fam: Family, zi, disp, dtype):
+    """The zero-inflation formula (None for none) after checking the arguments against the family."""
+    zi = None if zi is None or zi.replace(" ", "") in ("~0", "0") else zi
+    if zi is not None and not (fam.discrete or fam.allows_zi):
+        raise ValueError(f"zero-inflation (zi={zi!r}) needs a count or binomial family (or ziGamma); "
+                         f"the {fam.name} family is continuous")
+    if disp is not None and not fam.has_dispersion:
+        raise ValueError(f"The {fam.name} family has no dispersion parameter; remove disp={disp!r}")
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32', not {dtype!r}")
+    return zi
+
+
+def _designs(formula, data, zi, disp, contrasts, weights, offset):
+    """The model's design and, for a zero-inflation formula with random effects, the zero-inflation
+    model's design on the same rows (``make_design`` drops rows missing any variable of the
+    zi and dispersion formulas too)."""
+    extra = tuple(f for f in (disp, zi) if f is not None)
+    design = make_design(formula, data, contrasts=contrasts, weights=weights, offset=offset, extra_formulas=extra)
+    zi_design = None
+    if zi is not None and parse_formula(zi).random:
+        zi_design = submodel_design(zi, data, design.rows, contrasts=contrasts)
+    return design, zi_design
+
+
+def _check_response(fam: Family, y, size, zi):
+    fam.check_response(y, size if fam.trials else None)
+    if zi is None and fam.zeros_need_zi and np.any(y == 0):
+        raise ValueError(
+            f"The response has {int(np.sum(y == 0))} zero(s), which the {fam.name} family gives "
+            "probability 0: model the zeros with a zero-inflation (hurdle) formula, e.g. zi='~1'")
+
+
+def _exact_lmm(fam: Family, disp, zi, blocks, reml):
+    """(profiled, reml): whether the model is an LMM fitted by the exact profiled deviance
+    (gaussian, identity link, constant dispersion, no zero-inflation, random effects), and
+    REML as asked (None: REML exactly for those, as lmer)."""
+    profiled = fam.profiles_lmm and _is_trivial(disp) and zi is None and bool(blocks)
+    if reml is None:
+        reml = profiled
+    if reml and not profiled:
+        raise ValueError("REML is available for Gaussian (identity link) mixed models with a constant "
+                         "dispersion; use reml=False for this model")
+    return profiled, bool(reml)
+
+
+def _check_identifiable(blocks, n: int, profiled: bool):
+    """lme4's check.nobs.vs.nRE, per term as lme4 counts them: (x || g) is two terms."""
+    for b in blocks if profiled else ():
+        for off, k, kind in b.parts:
+            for first, width in ([(off + j, 1) for j in range(k)] if kind == "diag" else [(off, k)]):
+                if b.nlevels * width >= n:
+                    raise ValueError(
+                        f"number of observations (={n}) <= number of random effects (={b.nlevels * width}) "
+                        f"for term ({' + '.join(b.columns[first:first + width])} | {b.group}); the "
+                        "random-effects parameters and the residual variance (or scale parameter) are "
+                        "probably unidentifiable")
+
+
+def _submodel_matrices(fam: Family, disp, zi, data, design, zi_design, profiled: bool):
+    """(Xd, names, info) of the dispersion model and (Xzi, names, info) of the zero-inflation
+    model's fixed part, on the design's rows (empty when the model has none)."""
+    n = design.nobs
+    none = (np.zeros((n, 0)), (), None)
+    dispm = fixed_matrix(disp or "~1", data, design.rows) if fam.has_dispersion and not profiled else none
+    if zi_design is not None:
+        zim = (zi_design.X, zi_design.fixed_names, zi_design.fixed_info.fixed)
+    elif zi is not None:
+        zim = fixed_matrix(zi, data, design.rows)
+    else:
+        zim = none
+    return dispm, zim
+
+
+def _layout(blocks, n: int, zi_random: bool) -> BlockLayout:
+    nested = len(blocks) == 2 and is_nested(blocks[0].codes, blocks[1].codes)
+    targets = tuple(int(b.component == "zi") for b in blocks) if zi_random else ()
+    rowwise = bool(blocks) and blocks[0].nlevels == n and is_rowwise(blocks[0].codes, n)
+    return BlockLayout(tuple(b.nlevels for b in blocks), tuple(b.k for b in blocks), nested, targets, rowwise)
 
 
 class GLMM:
-    """A (generalized) linear mixed model, not yet fitted.
+    """A (generalized) linear mixed model, not yet fitted; immutable once built.
 
     Arguments:
         formula: lme4 formula, e.g. ``"TICKS ~ YEAR + (1 | LOCATION)"``.
@@ -141,113 +148,55 @@ class GLMM:
         weights, offset: prior weights and an offset (arrays or column names).
         contrasts: factor name -> "treatment", "sum", "helmert" or "poly".
         dtype: "float64" (default) or "float32".
+        data_name: the data's name for summaries ("Data: ..." as R prints the data argument).
     """
 
     def __init__(self, formula: str, data, family="gaussian", *, disp=None, zi=None, reml=None,
-                 weights=None, offset=None, contrasts=None, dtype="float64"):
+                 weights=None, offset=None, contrasts=None, dtype="float64", data_name=None):
+        args = dict(formula=formula, data=data, family=family, disp=disp, zi=zi, reml=reml, weights=weights,
+                    offset=offset, contrasts=contrasts, dtype=dtype, data_name=data_name)
         fam = get_family(family)
-        zi = None if zi is None or zi.replace(" ", "") in ("~0", "0") else zi
-        if zi is not None and not (fam.discrete or getattr(fam, "allows_zi", False)):
-            raise ValueError(f"zero-inflation (zi={zi!r}) needs a count or binomial family (or ziGamma); "
-                             f"the {fam.name} family is continuous")
-        if disp is not None and not fam.has_dispersion:
-            raise ValueError(f"The {fam.name} family has no dispersion parameter; remove disp={disp!r}")
-        if dtype not in ("float64", "float32"):
-            raise ValueError(f"dtype must be 'float64' or 'float32', not {dtype!r}")
-        extra = tuple(f for f in (disp, zi) if f is not None)
-        design = make_design(formula, data, contrasts=contrasts, weights=weights, offset=offset,
-                             extra_formulas=extra)
-        w = np.asarray(design.weights, float)
-        if fam.name in _TRIALS_FAMILIES:
-            y, size, w = _binomial_response(design, w)
-        else:
-            if design.size is not None:
-                raise ValueError(f"A cbind() response needs the binomial family, not {fam.name}")
-            y, size = np.asarray(design.y, float), np.ones(design.nobs)
-        fam.check_response(y, size if fam.name in _TRIALS_FAMILIES else None)
-        if zi is None and getattr(fam, "zeros_need_zi", False) and np.any(y == 0):
-            raise ValueError(
-                f"The response has {int(np.sum(y == 0))} zero(s), which the {fam.name} family gives "
-                "probability 0: model the zeros with a zero-inflation (hurdle) formula, e.g. zi='~1'")
-        zi_design = None
-        if zi is not None and parse_formula(zi).random:
-            # a zi formula with random effects: its own design on the rows kept for the model
-            # (make_design above already dropped rows missing any variable of the zi formula)
-            zi_design = make_design(f"{design.response} ~ {parse_formula(zi).fixed_r} + "
-                                    + " + ".join(f"({r.lhs} {'||' if r.independent else '|'} {r.group})"
-                                                 for r in parse_formula(zi).random),
-                                    data.loc[design.rows], contrasts=contrasts)
-        blocks = _order_blocks(_blocks(design.terms) + (_blocks(zi_design.terms, "zi") if zi_design else []))
-        n = design.nobs
-        trivial_disp = disp is None or disp.replace(" ", "") in ("~1", "1")
-        profiled = (fam.name == "gaussian" and fam.link.name == "identity" and trivial_disp and zi is None
-                    and bool(blocks))
-        if reml is None:
-            reml = profiled
-        if reml and not profiled:
-            raise ValueError("REML is available for Gaussian (identity link) mixed models with a constant "
-                             "dispersion; use reml=False for this model")
-        # lme4's check.nobs.vs.nRE, per term as lme4 counts them: (x || g) is two terms
-        for b in blocks if profiled else ():
-            for off, k, kind in b.parts:
-                for first, width in ([(off + j, 1) for j in range(k)] if kind == "diag" else [(off, k)]):
-                    if b.nlevels * width >= n:
-                        raise ValueError(
-                            f"number of observations (={n}) <= number of random effects (={b.nlevels * width}) "
-                            f"for term ({' + '.join(b.columns[first:first + width])} | {b.group}); the "
-                            "random-effects parameters and the residual variance (or scale parameter) are "
-                            "probably unidentifiable")
-        if fam.has_dispersion and not profiled:
-            Xd, disp_names, disp_info = fixed_matrix(disp or "~1", data, design.rows)
-        else:
-            Xd, disp_names, disp_info = np.zeros((n, 0)), (), None
-        if zi_design is not None:
-            Xzi, zi_names, zi_info = zi_design.X, zi_design.fixed_names, zi_design.fixed_info.fixed
-        elif zi is not None:
-            Xzi, zi_names, zi_info = fixed_matrix(zi, data, design.rows)
-        else:
-            Xzi, zi_names, zi_info = np.zeros((n, 0)), (), None
-        nested = len(blocks) == 2 and is_nested(blocks[0].codes, blocks[1].codes)
-        targets = tuple(int(b.component == "zi") for b in blocks) if zi_design is not None else ()
-        rowwise = bool(blocks) and blocks[0].nlevels == n and is_rowwise(blocks[0].codes, n)
-        layout = BlockLayout(tuple(b.nlevels for b in blocks), tuple(b.k for b in blocks), nested, targets, rowwise)
-        spec = ModelSpec(fam, layout, tuple(b.cov for b in blocks), design.X.shape[1], Xd.shape[1],
-                         profiled=profiled, reml=bool(reml), pz=Xzi.shape[1])
-        npdt = np.float64 if dtype == "float64" else np.float32
-        arr = lambda a: np.asarray(a, npdt)
-        X = np.asarray(design.X, float)
+        zi = _check_arguments(fam, zi, disp, dtype)
+        design, zi_design = _designs(formula, data, zi, disp, contrasts, weights, offset)
+        y, size, w = response_arrays(design, fam)
+        _check_response(fam, y, size, zi)
+        blocks = order_blocks(make_blocks(design.terms) + (make_blocks(zi_design.terms, "zi") if zi_design else []))
+        profiled, reml = _exact_lmm(fam, disp, zi, blocks, reml)
+        _check_identifiable(blocks, design.nobs, profiled)
+        (Xd, disp_names, disp_info), (Xzi, zi_names, zi_info) = _submodel_matrices(
+            fam, disp, zi, data, design, zi_design, profiled)
+        spec = ModelSpec(fam, _layout(blocks, design.nobs, zi_design is not None), tuple(b.cov for b in blocks),
+                         design.X.shape[1], Xd.shape[1], profiled=profiled, reml=reml, pz=Xzi.shape[1])
+        X, Xd = np.asarray(design.X, float), np.asarray(Xd, float)
         # The optimizer works on beta~ = T^{-1} beta with X T = X~ having orthogonal columns of
         # norm sqrt(n): covariates on large scales (temperatures in the hundreds) otherwise
-        # leave L-BFGS badly conditioned. LMMs profile beta out and need no transform.
+        # leave L-BFGS badly conditioned. LMMs profile beta out and need no transform. The
+        # same for the dispersion formula: a covariate in the hundreds (petrol's EP) made the
+        # first L-BFGS step move log(phi) by hundreds; the intercept-only "~1" gives Td = 1.
         T = np.eye(X.shape[1]) if profiled or X.shape[1] == 0 else _conditioning_transform(X)
-        # the same for the dispersion formula: a covariate in the hundreds (petrol's EP) made
-        # the first L-BFGS step move log(phi) by hundreds, where the beta log-density is
-        # rounding noise; the intercept-only "~1" gives Td = 1
-        Td = np.eye(Xd.shape[1]) if Xd.shape[1] == 0 else _conditioning_transform(np.asarray(Xd, float))
-        self.formula = formula
-        self.frame = data
-        self._args = dict(formula=formula, data=data, family=family, disp=disp, zi=zi, reml=reml, weights=weights,
-                          offset=offset, contrasts=contrasts, dtype=dtype)
-        self.family: Family = fam
-        self.design = design
-        self.blocks = tuple(blocks)
-        self.disp_formula = disp or ("~1" if fam.has_dispersion else None)
-        self.disp_names = tuple(disp_names)
-        self.disp_info = disp_info
-        self.zi_formula = zi
-        self.zi_names = tuple(zi_names)
-        self.zi_info = zi_info
-        self.zi_design = zi_design
-        self.spec = spec
-        self.dtype = dtype
-        self.T = T
-        self.Td = Td
-        self.Xd = np.asarray(Xd, float)      # on the scale of disp_fixef (data.Xd is Xd Td)
+        Td = np.eye(Xd.shape[1]) if Xd.shape[1] == 0 else _conditioning_transform(Xd)
+        npdt = np.float64 if dtype == "float64" else np.float32
+        arr = lambda a: np.asarray(a, npdt)
         # one transfer of all the arrays to the device
-        self.data = jax.device_put(ModelData(arr(y), arr(size), arr(X @ T), arr(design.offset), arr(w), arr(self.Xd @ Td),
-                                             arr(Xzi), tuple(np.asarray(b.codes, np.int32) for b in blocks),
-                                             tuple(arr(b.Z) for b in blocks)))
-        self._y, self._size, self._w = y, size, w
+        arrays = jax.device_put(ModelData(arr(y), arr(size), arr(X @ T), arr(design.offset), arr(w), arr(Xd @ Td),
+                                          arr(Xzi), tuple(np.asarray(b.codes, np.int32) for b in blocks),
+                                          tuple(arr(b.Z) for b in blocks)))
+        self._set(
+            formula=formula, frame=data, data_name=data_name, family=fam, design=design, blocks=tuple(blocks),
+            disp_formula=disp or ("~1" if fam.has_dispersion else None), disp_names=tuple(disp_names),
+            disp_info=disp_info, zi_formula=zi, zi_names=tuple(zi_names), zi_info=zi_info, zi_design=zi_design,
+            spec=spec, dtype=dtype, T=T, Td=Td, Xd=Xd, data=arrays, response=y, trials=size, prior_weights=w,
+            _args=args)
+
+    def _set(self, **attributes):
+        for k, v in attributes.items():
+            object.__setattr__(self, k, v)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"a GLMM is immutable (cannot set {name!r}); model.update(...) builds a changed model")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"a GLMM is immutable (cannot delete {name!r})")
 
     def update(self, **changes) -> "GLMM":
         """A new model with some constructor arguments changed (lme4's ``update``).
@@ -283,24 +232,25 @@ class GLMM:
         if self.spec.profiled:
             return theta
         fam, d = self.family, self.design
-        mu0 = np.asarray(fam.initial_mu(self._y, self._size), float)
+        mu0 = np.asarray(fam.initial_mu(self.response, self.trials), float)
         eta0 = fam.link.host_linkfun(mu0)
         beta, *_ = np.linalg.lstsq(np.asarray(d.X), eta0 - np.asarray(d.offset), rcond=None)
         beta = np.clip(beta, -1e6, 1e6)
         betad = np.zeros(self.spec.pd)
         if self.spec.pd:
             mu = fam.link.host_linkinv(np.asarray(d.X) @ beta + np.asarray(d.offset))
-            betad[0] = fam.initial_disp(self._y, mu, self._size)
+            betad[0] = fam.initial_disp(self.response, mu, self.trials)
         if fam.link.name == "identity" and fam.has_dispersion and theta.size:
             # The predictor is on the response's scale, so L = I (SD 1) can be far off the
-            # residual SD (sleepstudy: ~30 ms), and there the objective is concave in L:
-            # L-BFGS skips those curvature pairs and crawls (sleepstudy with disp=~Days: 231
-            # iterations from L = I). Start as lme4's relative theta = 1 does: L = s I with s
+            # residual SD (sleepstudy's reaction times: ~30 ms), and there the objective is
+            # concave in L: L-BFGS skips those curvature pairs and crawls (sleepstudy with
+            # disp=~Days took several times as many iterations from L = I; see
+            # benchmarks/README.md). Start as lme4's relative theta = 1 does: L = s I with s
             # the residual SD of the least-squares fit.
-            r = np.asarray(self._y, float) - np.asarray(d.X) @ beta - np.asarray(d.offset)
+            r = np.asarray(self.response, float) - np.asarray(d.X) @ beta - np.asarray(d.offset)
             s = float(np.sqrt(np.mean(r * r))) if r.size else 1.0
             theta = theta * (s if np.isfinite(s) and s > 0 else 1.0)
-        extra = np.asarray(fam.initial_extra(self._y, mu0, self._size), float).reshape(-1)
+        extra = np.asarray(fam.initial_extra(self.response, mu0, self.trials), float).reshape(-1)
         betazi = np.zeros(self.spec.pz)
         if self.spec.pz and "(Intercept)" in self.zi_names:
             betazi[self.zi_names.index("(Intercept)")] = -1.0   # start at p = 0.27
@@ -365,16 +315,15 @@ class GLMM:
                 "fd" (default), central differences of the exact autodiff gradient (as
                 glmmTMB's sdreport does), or "autodiff", exact second derivatives, which
                 take several times longer to compile for families with lgamma terms
-                (see glmmjax/results/_post.py). LMMs use lme4's closed form either way.
+                (see glmmjax/fit/_post.py). LMMs use lme4's closed form either way.
         """
         from .results import FitResult
-        from .results._post import HESSIANS
 
         if hessian not in HESSIANS:
             raise ValueError(f"Unknown hessian {hessian!r}; choose one of {list(HESSIANS)}")
 
         opts = OptimizerOptions(method=method, gtol=gtol, maxiter=maxiter)
-        x0 = self._start_vector(start)
+        x0 = self.start_vector(start)
         static = dict(spec=self.spec, opts=opts, glm_start=start is None and self.family.glm_start, hessian=hessian)
         res, post = cached_call(fit_and_post, static, data=self.data, x0=x0)
         notes = asymptotes(self, self.to_external(np.asarray(res.x))) if not self.spec.profiled else []
@@ -390,7 +339,9 @@ class GLMM:
             notes = asymptotes(self, self.to_external(np.asarray(res.x)))
         return FitResult.from_optimum(self, res, post, opts, notes=tuple(notes))
 
-    def _start_vector(self, start):
+    def start_vector(self, start=None):
+        """The optimizer's start (its coordinates, the data's dtype) from ``start``: None
+        (``start()``), a flat vector as ``parameter_names()`` or a dict of parts."""
         x0 = self.start()
         if start is None:
             return jnp.asarray(self.to_internal(x0), self.data.y.dtype)
@@ -398,7 +349,8 @@ class GLMM:
             s = self.spec.slices()
             for key, val in start.items():
                 if key not in s:
-                    raise ValueError(f"Unknown start component {key!r}; use 'beta', 'theta', 'betad', 'betazi' or 'extra'")
+                    raise ValueError(f"Unknown start component {key!r}; "
+                                     "use 'beta', 'theta', 'betad', 'betazi' or 'extra'")
                 val = np.asarray(val, float).reshape(-1)
                 if val.size != s[key].stop - s[key].start:
                     raise ValueError(f"start[{key!r}] needs {s[key].stop - s[key].start} values, got {val.size}")
@@ -406,7 +358,8 @@ class GLMM:
         else:
             start = np.asarray(start, float).reshape(-1)
             if start.size != x0.size:
-                raise ValueError(f"start needs {x0.size} values ({', '.join(self.parameter_names())}), got {start.size}")
+                raise ValueError(f"start needs {x0.size} values ({', '.join(self.parameter_names())}), "
+                                 f"got {start.size}")
             x0 = start
         return jnp.asarray(self.to_internal(x0), self.data.y.dtype)
 
@@ -430,10 +383,8 @@ class GLMM:
         Returns:
             A BatchFit with per-dataset estimates, log-likelihoods and convergence flags.
         """
-        from .fit._batch import fit_batch
-
-        return fit_batch(self, Y, start=start, method=method, gtol=gtol, maxiter=maxiter, strategy=strategy, chunk=chunk,
-                         threads=threads)
+        return fit_batch(self, Y, start=start, method=method, gtol=gtol, maxiter=maxiter, strategy=strategy,
+                         chunk=chunk, threads=threads)
 
     def __repr__(self):
         return f"GLMM({self.formula!r}, family={self.family!r}, nobs={self.design.nobs})"

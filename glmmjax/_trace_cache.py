@@ -3,16 +3,15 @@
 JAX's persistent compilation cache (``jax_compilation_cache_dir``) stores compiled
 executables, but its key is the lowered module. A fresh process therefore still traces and
 lowers every jitted function before it can find the executable: for a small model, a
-quarter to two fifths of the process (figures below).
+large part of the process (benchmarks/README.md).
 
 When the persistent cache is on, glmmjax stores the computation of ``GLMM.fit``
 (``fit_and_post``: the optimizer and the post-fit pass) beside it as a ``jax.export``
 artefact (serialized StableHLO). A later process deserializes the module and compiles it
-through the persistent cache, without tracing Python. ``python benchmarks/bench_reference.py
---no-r`` with ``GLMMJAX_TRACE_CACHE=0`` and without (2-core CPU, medians of 3 fresh
-processes with a filled cache): sleepstudy ``(Days|Subject)`` 1.36 -> 1.03 s, grouseticks
-``(1|LOCATION) + (1|INDEX)`` 1.33 -> 1.07 s, petrol's beta model 2.03 -> 1.20 s. The first
-process, which writes the artefact, pays 0.1-0.4 s for it (a second lowering of the module).
+through the persistent cache, without tracing Python. What that saves a fresh process with
+a filled cache is measured by ``python benchmarks/bench_reference.py --no-r`` with
+``GLMMJAX_TRACE_CACHE=0`` and without (benchmarks/README.md). The first process, which
+writes the artefact, pays for it with a second lowering of the module.
 
 The file's key is everything the trace depends on:
 

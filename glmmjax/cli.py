@@ -31,6 +31,7 @@ class _UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Fit linear and generalized linear mixed models (lme4 / glmmTMB style).")
     from . import __version__
+    from .families import FAMILIES
 
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--dataset", metavar="NAME", help="a bundled dataset (see `glmmjax datasets`)")
     src.add_argument("--data", metavar="FILE", help="a CSV file (read with pandas.read_csv)")
     f.add_argument("--family", default="gaussian",
-                   help="gaussian (default), binomial, poisson, nbinom1, nbinom2, Gamma, beta, t")
+                   help="a glmmTMB family name (default gaussian): " + ", ".join(FAMILIES))
     f.add_argument("--link", default=None, help="link function (default: the family's default link)")
     reml = f.add_mutually_exclusive_group()
     reml.add_argument("--reml", dest="reml", action="store_const", const=True, default=None,
@@ -91,8 +92,7 @@ def _cmd_fit(args, out) -> int:
         name = next((n for n in gj.datasets.names() if n.lower() == name.lower()), name)
     family = gj.families.get_family(args.family, args.link)
     model = gj.GLMM(args.formula, data, family, disp=args.disp, reml=args.reml,
-                    dtype="float32" if args.float32 else "float64")
-    model.data_name = name
+                    dtype="float32" if args.float32 else "float64", data_name=name)
     fit = model.fit(method=args.method)
     print(fit.summary(), file=out)
     return 0

@@ -7,9 +7,9 @@ fitted once per test session.
 The suite's time is mostly XLA compiling many small programs. Tests compile them with XLA's
 backend (LLVM) optimization level 0: the HLO program, its optimizations and so the
 arithmetic are the same, only the machine code is less optimized, which for the suite's
-small problems costs less than it saves (single process, empty cache: tests/test_zi_random.py
-82 -> 69 s, test_batch.py with test_families_counts.py 107 -> 91 s; compare with
-XLA_FLAGS=--xla_backend_optimization_level=2). Users and benchmarks/ run JAX's defaults.
+small problems costs less than it saves (measured on single test files, one process, empty
+cache, against XLA_FLAGS=--xla_backend_optimization_level=2: benchmarks/README.md). Users
+and benchmarks/ run JAX's defaults.
 """
 from __future__ import annotations
 
@@ -25,9 +25,7 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 import jax  # noqa: E402
 import pytest
 
-import glmmjax as gj
-
-from reference import load_reference, fit_reference
+from reference import fit_reference, load_reference
 
 _CACHE = Path(__file__).resolve().parent.parent / ".jax_cache"
 jax.config.update("jax_compilation_cache_dir", str(_CACHE))

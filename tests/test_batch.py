@@ -126,12 +126,12 @@ def test_start_modes_lead_to_the_same_modes(olre):
     import jax.numpy as jnp
 
     from glmmjax.laplace import _glmm
-    from glmmjax.laplace._spec import Params
+    from glmmjax.spec import Params
 
     _, _, model, fit = olre
     y = fit.simulate(nsim=1, seed=3)[0]
     data = model.data.with_response(jnp.asarray(y))
-    x = jnp.asarray(model._start_vector(fit.x))
+    x = jnp.asarray(model.start_vector(fit.x))
     prm = Params.unpack(model.spec, x)
     u_start = _glmm.start_modes(model.spec, data, x, jnp.asarray(_batch._eta_start(model, y[None])[0]))
     u_zero = _glmm.zero_modes(model.spec, x.dtype)

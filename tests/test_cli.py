@@ -13,8 +13,8 @@ def no_persistent_cache(monkeypatch):
 
 @pytest.fixture(scope="module")
 def sleep_out():
-    import io
     import contextlib
+    import io
     import warnings
 
     buf = io.StringIO()
@@ -51,7 +51,8 @@ def test_datasets_lists_sources(capsys):
     (["fit", "--dataset", "sleepstudy", "Reaction ~ Foo + (1|Subject)"], "Foo"),
     (["fit", "--dataset", "nosuchdata", "y ~ x + (1|g)"], "nosuchdata"),
     (["fit", "--dataset", "sleepstudy", "--family", "nosuchfamily", "Reaction ~ Days + (1|Subject)"], "nosuchfamily"),
-    (["fit", "--dataset", "sleepstudy", "--family", "poisson", "--link", "probit", "Reaction ~ Days + (1|Subject)"], "probit"),
+    (["fit", "--dataset", "sleepstudy", "--family", "poisson", "--link", "probit", "Reaction ~ Days + (1|Subject)"],
+     "probit"),
     (["fit", "--data", "/nonexistent/file.csv", "y ~ x + (1|g)"], "not found"),
     (["fit", "Reaction ~ Days + (1|Subject)"], "--dataset"),
     (["fit", "--dataset", "sleepstudy", "--method", "nelder", "Reaction ~ Days + (1|Subject)"], "method"),
@@ -84,7 +85,8 @@ def test_the_console_command_exits_with_mains_status():
 
     ok = subprocess.run([sys.executable, "-m", "glmmjax", "datasets"], capture_output=True, text=True)
     assert ok.returncode == 0 and "sleepstudy" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "glmmjax", "fit", "--dataset", "sleepstudy", "Reaction ~ Nope + (1|Subject)"],
+    bad = subprocess.run([sys.executable, "-m", "glmmjax", "fit", "--dataset", "sleepstudy",
+                          "Reaction ~ Nope + (1|Subject)"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "Nope" in bad.stderr and "Traceback" not in bad.stderr
 

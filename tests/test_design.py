@@ -282,7 +282,7 @@ def test_direct_builder_equals_patsy():
             order = design.fixed_info.fixed.order
             np.testing.assert_array_equal(got[:, order][:, design.fixed_info.fixed.keep], want)
             (patsy_matrix,) = build_design_matrices(
-                [design_info], _matrix._prepare(rows, design.fixed_info.fixed.variables,
+                [design_info], _matrix.prepare_columns(rows, design.fixed_info.fixed.variables,
                                                 design.fixed_info.fixed.factor_levels), NA_action=NAAction(NA_types=[]))
             np.testing.assert_array_equal(got, np.asarray(patsy_matrix))
             np.testing.assert_array_equal(design.X, want)

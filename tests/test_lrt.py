@@ -105,6 +105,7 @@ def test_anova_matches_lme4(ref_id, fits):
     # the p-value is R's up to what the Chisq tolerance allows
     df = np.array(R["Df"][1:], float)
     p, p_r = tab["Pr(>Chisq)"].values[1:], np.array(R["p_value"][1:], float)
+    np.testing.assert_allclose(p, stats.chi2.sf(chisq, df), rtol=1e-12)
     assert np.all(p_r <= stats.chi2.sf(chisq - tol, df) * (1 + 1e-12))
     assert np.all(p_r >= stats.chi2.sf(chisq + tol, df) * (1 - 1e-12))
 

@@ -1,17 +1,16 @@
 """Printed summaries (glmmjax.results._summary) against R's layout and numbers."""
+import dataclasses
 import glob
 import json
 import os
 import re
 import warnings
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import glmmjax as gj
-from glmmjax.results._summary import (Summary, abbreviate, coefmat_lines, deparse_formula, format_pval,
-                                      format_r)
+from glmmjax.results._summary import Summary, abbreviate, coefmat_lines, deparse_formula, format_pval, format_r
 
 REF = os.path.join(os.path.dirname(__file__), "fixtures", "reference")
 
@@ -26,8 +25,7 @@ def rlines(name):
 
 
 def fit_named(formula, dataset, family="gaussian", **kw):
-    model = gj.GLMM(formula, gj.datasets.load(dataset), family, **kw)
-    model.data_name = dataset
+    model = gj.GLMM(formula, gj.datasets.load(dataset), family, data_name=dataset, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return model.fit()
@@ -270,11 +268,6 @@ def test_glmm_beta_dispersion_line(petrol):
 
 
 def test_data_line_omitted_without_name(ticks):
-    model = ticks.model
-    saved = model.data_name
-    try:
-        del model.data_name
-        text = str(Summary(ticks))
-    finally:
-        model.data_name = saved
-    assert "Data:" not in text
+    unnamed = dataclasses.replace(ticks, model=ticks.model.update(data_name=None))
+    assert "Data:" in str(Summary(ticks))
+    assert "Data:" not in str(Summary(unnamed))

@@ -25,7 +25,7 @@ import json, sys, warnings
 import jax
 jax.config.update("jax_compilation_cache_dir", sys.argv[1])
 import glmmjax as gj
-from glmmjax.results._post import fit_and_post
+from glmmjax.fit._post import fit_and_post
 warnings.simplefilter("ignore")
 f = gj.glmm(sys.argv[2], gj.datasets.load(sys.argv[3]), family=sys.argv[4])
 print(json.dumps(dict(loglik=f.loglik, fixef=f.fixef.tolist(), se=f.se.tolist(), theta=f.theta.tolist(),

@@ -5,7 +5,7 @@ H = Lambda' Z' W Z Lambda + I with W each observation's 2 x 2 Hessian over (eta,
 Checked here: the structured factorization of that H against dense algebra (all three forms:
 nested, dense Schur complement, observation-level), glmmTMB 1.1.5 fits made by
 tests/fixtures/reference_extra/make_refs_zi_random.R (objective at glmmTMB's optimum to 1e-8
-relative; the fits within test_reference_extra.py's tolerances; predictions of every type,
+relative; the fits within test_reference_zi_disp_families.py's tolerances; predictions of every type,
 Pearson residuals and the summary's random-effects sections), an identity (a zi random
 effect with variance 0 is the zi model without it), simulation, and bad input.
 """
@@ -15,7 +15,6 @@ import json
 import warnings
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -23,7 +22,7 @@ import pytest
 
 import glmmjax as gj
 from glmmjax.laplace import _blocked as blk
-
+from glmmjax.spec import BlockLayout
 from reference import random_sds, tmb_parameters
 
 ZI_DIR = Path(__file__).resolve().parent / "fixtures" / "reference_extra" / "zi_random"
@@ -78,13 +77,13 @@ def test_two_predictor_factorization_matches_dense_algebra(form):
     if form == "nested":        # zi and conditional intercepts on the same factor
         g = rng.integers(0, 8, n)
         codes = (g, g)
-        layout = blk.BlockLayout((8, 8), (2, 1), True, (0, 1))
+        layout = BlockLayout((8, 8), (2, 1), True, (0, 1))
     elif form == "dense":       # crossed factors
         codes = (rng.integers(0, 9, n), rng.integers(0, 4, n))
-        layout = blk.BlockLayout((9, 4), (1, 2), False, (1, 0))
+        layout = BlockLayout((9, 4), (1, 2), False, (1, 0))
     else:                       # an observation-level block 0: B kept implicit
         codes = (np.arange(n), rng.integers(0, 20, n), rng.integers(0, 10, n))
-        layout = blk.BlockLayout((n, 20, 10), (1, 1, 1), False, (0, 1, 0))
+        layout = BlockLayout((n, 20, 10), (1, 1, 1), False, (0, 1, 0))
         assert blk._sparse_schur(layout, n)
     Zl = tuple(rng.normal(size=(n, k)) for k in layout.ks)
     A = rng.normal(size=(n, 2, 2))
@@ -218,8 +217,8 @@ def test_zero_variance_zi_effect_is_the_model_without_it():
         names = with_re.parameter_names()
         x = np.array([{"(Intercept)": beta[0], "x": beta[1], "zi:(Intercept)": bzi}.get(nm, sd)
                       if "zi|" not in nm else 0.0 for nm in names])
-        assert float(with_re.objective()(x)) == pytest.approx(float(without.objective()(np.array([beta[0], beta[1], sd, bzi]))),
-                                                              rel=1e-12)
+        assert float(with_re.objective()(x)) == pytest.approx(
+            float(without.objective()(np.array([beta[0], beta[1], sd, bzi]))), rel=1e-12)
 
 
 def test_simulated_zeros_match_the_model(fits):

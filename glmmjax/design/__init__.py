@@ -4,16 +4,23 @@
 (R's column order and names), offsets, weights and, per random-effect term, grouping
 codes and a small model matrix. ``new_data`` rebuilds them on new rows and
 ``fixed_matrix`` builds the matrix of an extra one-sided formula (zero-inflation,
-dispersion).
+dispersion), ``submodel_design`` the design of one with random effects. ``make_blocks``
+merges the random-effect terms per grouping factor; ``response_arrays`` gives the response
+as the likelihood sees it.
 """
-from ._contrasts import RHelmert, RPoly, RSum, RTreatment
-from ._env import scale
-from ._make import ModelInfo, TermInfo, fixed_matrix, make_design
-from ._matrix import MatrixInfo
+from ._blocks import Block, make_blocks, order_blocks
+from ._contrasts import RHelmert, RPoly, RSum, RTreatment, level_label
+from ._data import row_labels
+from ._env import CONTRAST_NAMES, eval_env, scale
+from ._make import ModelInfo, TermInfo, fixed_matrix, make_design, submodel_design
+from ._matrix import MatrixInfo, prepare_columns
 from ._newdata import NewData, new_data
+from ._response import response_arrays
 from ._types import Design, RandomTerm
 
 __all__ = [
-    "Design", "RandomTerm", "make_design", "fixed_matrix", "new_data", "NewData",
+    "Design", "RandomTerm", "make_design", "submodel_design", "fixed_matrix", "new_data", "NewData",
+    "Block", "make_blocks", "order_blocks", "response_arrays",
     "MatrixInfo", "ModelInfo", "TermInfo", "RTreatment", "RSum", "RHelmert", "RPoly", "scale",
+    "CONTRAST_NAMES", "level_label", "row_labels", "eval_env", "prepare_columns",
 ]

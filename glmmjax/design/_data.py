@@ -12,7 +12,10 @@ import difflib
 import numpy as np
 import pandas as pd
 from pandas.api.types import (
-    is_bool_dtype, is_numeric_dtype, is_object_dtype, is_string_dtype,
+    is_bool_dtype,
+    is_numeric_dtype,
+    is_object_dtype,
+    is_string_dtype,
 )
 
 from ._contrasts import level_label
@@ -46,7 +49,7 @@ def is_ordered(series: pd.Series) -> bool:
     return isinstance(series.dtype, pd.CategoricalDtype) and bool(series.dtype.ordered)
 
 
-def _row_labels(series: pd.Series) -> np.ndarray:
+def row_labels(series: pd.Series) -> np.ndarray:
     """Each row's value as R prints it, None where missing (labels computed per distinct value)."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     labels = np.array([level_label(v) for v in np.asarray(uniques, dtype=object)] + [None], dtype=object)
@@ -131,7 +134,7 @@ def group_levels_and_codes(data: pd.DataFrame, components: list):
 
 def group_codes_for(data: pd.DataFrame, components: list, levels: tuple) -> np.ndarray:
     """Codes of new rows in the fitted ``levels``; -1 for levels not seen in the fit."""
-    labels = [_row_labels(data[name]) for name in components]
+    labels = [row_labels(data[name]) for name in components]
     missing = np.zeros(len(data), dtype=bool)
     for lab in labels:
         missing |= pd.isna(lab)

@@ -10,8 +10,7 @@ import numpy as np
 import patsy.builtins
 from patsy import EvalEnvironment, PatsyError, stateful_transform
 
-from glmmjax.formula import python_code
-from glmmjax.formula._syntax import Node
+from glmmjax.formula import Node, python_code
 
 from ._contrasts import RHelmert, RPoly, RSum, RTreatment
 

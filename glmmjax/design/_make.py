@@ -14,18 +14,29 @@ import numpy as np
 import pandas as pd
 
 from glmmjax.formula import (
-    ParsedFormula, group_components, parse_expression, parse_formula, variables,
+    Call,
+    Name,
+    Node,
+    ParsedFormula,
+    group_components,
+    parse_expression,
+    parse_formula,
+    variables,
 )
-from glmmjax.formula._syntax import Call, Name, Node
 
 from ._data import (
-    as_factor, check_columns, factor_levels, group_levels_and_codes, is_factor, missing_mask,
+    as_factor,
+    check_columns,
+    factor_levels,
+    group_levels_and_codes,
+    is_factor,
+    missing_mask,
 )
 from ._env import evaluate
 from ._matrix import MatrixInfo, build_matrix
 from ._types import Design, RandomTerm
 
-__all__ = ["make_design", "fixed_matrix", "ModelInfo", "TermInfo"]
+__all__ = ["make_design", "submodel_design", "fixed_matrix", "ModelInfo", "TermInfo"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,7 +69,7 @@ class _Parts:
     """The parsed formula and the syntax trees of its parts."""
 
     parsed: ParsedFormula
-    response: Node
+    response: Node | None     # None: a one-sided formula (submodel_design)
     fixed: Node
     random: tuple  # (RandomSpec, lhs node, grouping components)
     offsets: tuple
@@ -75,7 +86,8 @@ class _Parts:
                    random, tuple(parse_expression(o) for o in parsed.offsets))
 
     def variables(self) -> list:
-        nodes = [self.response, self.fixed, *(lhs for _, lhs, _ in self.random), *self.offsets]
+        nodes = [n for n in (self.response, self.fixed) if n is not None]
+        nodes += [*(lhs for _, lhs, _ in self.random), *self.offsets]
         names = [v for node in nodes for v in variables(node)]
         names += [c for _, _, comps in self.random for c in comps]
         return list(dict.fromkeys(names))
@@ -129,6 +141,27 @@ def make_design(formula: str, data, *, contrasts=None, weights=None, offset=None
         rows=data.index[rows], n_dropped=int(mask.sum()), dropped_columns=dropped,
         fixed_info=ModelInfo(fixed, parts.parsed.offsets, offset_column, term_infos),
     )
+
+
+def submodel_design(formula: str, data, rows, *, contrasts=None) -> Design:
+    """The design of a one-sided formula with random effects (``zi = ~ x + (1 | site)``) on the
+    rows of the main model (``Design.rows``): X, its names and the random-effect terms; no
+    response (``y`` None), offsets 0, weights 1."""
+    data = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    parsed = parse_formula(formula)
+    random = tuple((spec, parse_expression(spec.lhs), tuple(group_components(parse_expression(spec.group))))
+                   for spec in parsed.random)
+    parts = _Parts(parsed, None, parse_expression(parsed.fixed_r), random, ())
+    check_columns(parts.variables(), data, f"formula {formula!r}")
+    frame = data.loc[rows]
+    groups = [_grouping(frame, comps, spec.group) for spec, _, comps in random]
+    X, names, fixed, dropped = build_matrix(parts.fixed, frame, contrasts, drop_aliased=True)
+    _warn_aliased(dropped)
+    terms, term_infos = _random_terms(parts, groups, frame, contrasts)
+    n = len(frame)
+    return Design(formula=formula, response=None, y=None, size=None, X=X, fixed_names=names,
+                  offset=np.zeros(n), weights=np.ones(n), terms=terms, rows=frame.index, dropped_columns=dropped,
+                  fixed_info=ModelInfo(fixed, (), None, term_infos))
 
 
 def _random_terms(parts: _Parts, groups: list, frame: pd.DataFrame, contrasts):

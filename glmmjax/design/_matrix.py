@@ -10,8 +10,9 @@ differently from R and names columns its own way. Here
 * aliased columns (linear combinations of earlier ones) can be dropped, as lm/lme4 do;
 * a design whose factors are all plain columns (numeric, or factors under any contrast, and
   their interactions) is built directly from patsy's cached DesignInfo (``_direct_matrix``)
-  once its first build has given exactly patsy's matrix (``benchmarks/bench_tmb.py --only
-  arabidopsis_tmb_zip --profile-all``, "build s": 7.3-8.7 ms against 10.1-13.0 ms).
+  once its first build has given exactly patsy's matrix, which makes building a warm
+  model's design cheaper (``benchmarks/bench_tmb.py --only arabidopsis_tmb_zip
+  --profile-all``, column "build s"; figures in benchmarks/README.md).
 
 The resulting :class:`MatrixInfo` rebuilds the same columns on new data.
 """
@@ -24,12 +25,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from patsy import (
-    DesignInfo, EvalFactor, ModelDesc, NAAction, PatsyError, Term, build_design_matrices,
+    DesignInfo,
+    EvalFactor,
+    ModelDesc,
+    NAAction,
+    PatsyError,
+    Term,
+    build_design_matrices,
     design_matrix_builders,
 )
 
-from glmmjax.formula import deparse, patsy_code, python_code, variables
-from glmmjax.formula._syntax import Call, Name, Node
+from glmmjax.formula import Call, Name, Node, deparse, patsy_code, python_code, variables
 
 from ._contrasts import contrast_for
 from ._data import _codes_in, as_factor, check_columns, factor_levels, is_factor, is_ordered
@@ -99,7 +105,7 @@ class MatrixInfo:
         check_columns(self.variables, data, "new data")
         if _intercept_only(self.design_info):
             return np.ones((len(data), 1))[:, self.order][:, self.keep]
-        prepared = _prepare(data, self.variables, self.factor_levels)
+        prepared = prepare_columns(data, self.variables, self.factor_levels)
         try:
             (matrix,) = build_design_matrices([self.design_info], prepared, NA_action="raise")
         except PatsyError as err:
@@ -138,9 +144,10 @@ def build_matrix(node: Node, data: pd.DataFrame, contrasts=None, *,
             terms, design_info, direct = _DESIGNS[key]
             matrix = _direct_matrix(design_info, data, levels, direct) if direct is not None else None
             if matrix is None:
-                matrix = np.ones((len(data), 1)) if intercept_only else _patsy_matrix(design_info, data, used, levels, no_na)
+                matrix = (np.ones((len(data), 1)) if intercept_only
+                          else _patsy_matrix(design_info, data, used, levels, no_na))
         else:
-            prepared = pd.DataFrame(index=data.index) if intercept_only else _prepare(data, used, levels)
+            prepared = pd.DataFrame(index=data.index) if intercept_only else prepare_columns(data, used, levels)
             terms = _r_ordered_terms(ModelDesc.from_formula(code).rhs_termlist)
             (design_info,) = design_matrix_builders([terms], lambda: iter([prepared]), eval_env(),
                                                     NA_action=no_na)
@@ -185,13 +192,14 @@ def _design_key(code: str, data: pd.DataFrame, used, levels: dict):
     """The cache key of a design, or None when the code has a stateful transform."""
     if _STATEFUL.search(code):
         return None
-    kinds = tuple((name, ("factor", tuple(levels[name])) if name in levels else ("column", data[name].to_numpy().dtype.str))
+    kinds = tuple((name, ("factor", tuple(levels[name])) if name in levels
+                   else ("column", data[name].to_numpy().dtype.str))
                   for name in used)
     return code, kinds
 
 
 def _patsy_matrix(design_info: DesignInfo, data: pd.DataFrame, used, levels: dict, no_na) -> np.ndarray:
-    (matrix,) = build_design_matrices([design_info], _prepare(data, used, levels), NA_action=no_na)
+    (matrix,) = build_design_matrices([design_info], prepare_columns(data, used, levels), NA_action=no_na)
     return matrix
 
 
@@ -325,7 +333,7 @@ def _term_names(term: Term, design_info: DesignInfo, r_names: dict) -> list:
     return names
 
 
-def _prepare(data: pd.DataFrame, used, levels: dict) -> pd.DataFrame:
+def prepare_columns(data: pd.DataFrame, used, levels: dict) -> pd.DataFrame:
     """The columns patsy evaluates: factors as Categoricals of R labels, the rest as is.
 
     A data frame (not a dict) so patsy knows the number of rows even for ``~ 1``.

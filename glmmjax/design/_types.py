@@ -50,8 +50,9 @@ class Design:
 
     Attributes:
         formula: the formula string as given.
-        response: the response's name as written ("TICKS", "cbind(incidence, size - incidence)").
-        y: (n,) float64 response. For ``cbind(s, f)`` the successes s.
+        response: the response's name as written ("TICKS", "cbind(incidence, size - incidence)");
+            None for a one-sided submodel (``submodel_design``).
+        y: (n,) float64 response. For ``cbind(s, f)`` the successes s. None without a response.
         size: (n,) float64 binomial trials (s + f) for a ``cbind`` response, else None.
         X: (n, p) float64 fixed-effects model matrix, columns in R's order, aliased columns dropped.
         fixed_names: p column names in R's style ("(Intercept)", "YEAR96", "I(age^2)", "a:b").
@@ -65,8 +66,8 @@ class Design:
     """
 
     formula: str
-    response: str
-    y: np.ndarray
+    response: str | None
+    y: np.ndarray | None
     size: Any
     X: np.ndarray
     fixed_names: tuple
@@ -80,4 +81,4 @@ class Design:
 
     @property
     def nobs(self) -> int:
-        return int(self.y.shape[0])
+        return int(self.X.shape[0])

@@ -24,6 +24,7 @@ from ._poisson import Poisson
 from ._student_t import StudentT
 from ._truncated import TruncatedNBinom1, TruncatedNBinom2, TruncatedPoisson
 from ._tweedie import Tweedie
+from ._zero_inflation import zero_inflated_loglik as zero_inflated_loglik
 from ._zigamma import ZiGamma
 
 __all__ = [
@@ -51,6 +52,9 @@ __all__ = [
     "get_family",
     "FAMILIES",
 ]
+
+# internal seams: used by other glmmjax packages, not part of the public API
+__internal__ = ["zero_inflated_loglik"]
 
 #: glmmTMB family names (and a few aliases) -> family class
 FAMILIES = {
@@ -80,8 +84,8 @@ FAMILIES = {
 def get_family(family, link=None) -> Family:
     """Return a Family instance.
 
-    ``family`` is a glmmTMB family name ("gaussian", "binomial", "poisson", "nbinom2",
-    "nbinom1", "Gamma"/"gamma", "beta"/"beta_family", "t") or a Family instance. ``link``
+    ``family`` is a glmmTMB family name (a key of ``FAMILIES``: "gaussian", "binomial",
+    "poisson", "nbinom2", "Gamma"/"gamma", "tweedie", ...) or a Family instance. ``link``
     (a name or Link instance) overrides the default link, or the instance's link.
     """
     if isinstance(family, Family):

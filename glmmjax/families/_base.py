@@ -72,6 +72,8 @@ class Family:
             The GLM start saves iterations of the mixed model where the GLM is cheap; a
             family whose log-likelihood is a series (tweedie, compois) pays nearly a mixed
             model's price for each GLM iteration, and there it cost more than it saved.
+        trials: the response is successes out of trials (binomial, betabinomial): given as
+            cbind(s, f), 0/1, or proportions with weights (design/_response.py).
         allows_zi: a continuous family that takes a zero-inflation formula (ziGamma,
             tweedie); count families always do.
         zeros_need_zi: the family gives y = 0 probability 0 (zero-truncated families,
@@ -91,6 +93,7 @@ class Family:
     discrete: ClassVar[bool] = False
     canonical_link: ClassVar = None
     glm_start: ClassVar[bool] = True
+    trials: ClassVar[bool] = False
     allows_zi: ClassVar[bool] = False
     zeros_need_zi: ClassVar[bool] = False
 
@@ -102,6 +105,13 @@ class Family:
                 f"use one of {list(self.allowed_links)}"
             )
         object.__setattr__(self, "link", link)
+
+    @property
+    def profiles_lmm(self) -> bool:
+        """Whether a mixed model of this family is an LMM fitted by the exact profiled
+        deviance with beta and sigma profiled out (lme4's lmer; REML available): the
+        Gaussian family with the identity link."""
+        return False
 
     @property
     def canonical(self) -> bool:
@@ -161,7 +171,8 @@ class Family:
         """Raise ValueError naming the problem if ``y`` is outside the family's support."""
         y = np.asarray(y, dtype=float)
         if not np.all(np.isfinite(y)):
-            raise ValueError(f"The response has non-finite values (NaN or inf); the {self.name} family needs finite values")
+            raise ValueError(f"The response has non-finite values (NaN or inf); "
+                             f"the {self.name} family needs finite values")
 
     def initial_mu(self, y, size=None):
         """A starting mean for the GLM fit (host side)."""

@@ -19,12 +19,12 @@ formula with a + b = phi and log a = log mu + log phi, log b = log(1 - mu) + log
         + d(phi) - d(a) - d(b),        d(x) = lgamma(x) - [(x - 1/2) log x - x + log(2 pi)/2],
 
 which is exact for every a, b > 0 (d is ``stirling_remainder``: a series for x >= 50, lgamma
-minus the approximation below) and has no cancellation (tests/test_families.py compares
+minus the approximation below) and has no cancellation (tests/test_families_core.py compares
 with scipy's betaln for b >> a and checks phi = e^100). d(a) and d(b) are evaluated as one
 stacked array: the Laplace gradient differentiates them three times in eta, and one copy of
-that code instead of two halves the compiled program's share of it (with the former
-branch-per-regime form, ``python benchmarks/bench_reference.py --only petrol`` gave a fresh
-process with an empty cache 8.3 s on a 2-core CPU; with this one 5.4 s).
+that code instead of two halves the compiled program's share of it, which makes a fresh
+process with an empty cache markedly faster than the former branch-per-regime form
+(``python benchmarks/bench_reference.py --only petrol``; figures in benchmarks/README.md).
 
 Links: logit (default), probit, cloglog. The response must lie strictly inside (0, 1).
 """

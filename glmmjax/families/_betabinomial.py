@@ -33,8 +33,8 @@ import numpy as np
 from ._base import Family
 from ._binomial import Binomial
 from ._checks import natural
-from ._stable import float_dtype, lgamma_diff, log_mu_pair
 from ._special import digamma
+from ._stable import float_dtype, lgamma_diff, log_mu_pair
 
 __all__ = ["BetaBinomial"]
 
@@ -56,6 +56,7 @@ def _lgamma_ratio_jvp(primals, tangents):
 @dataclass(frozen=True, repr=False)
 class BetaBinomial(Family):
     name = "betabinomial"
+    trials = True
     default_link = "logit"
     allowed_links = ("logit", "probit", "cloglog")
     has_dispersion = True

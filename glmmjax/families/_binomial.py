@@ -31,6 +31,7 @@ __all__ = ["Binomial"]
 @dataclass(frozen=True, repr=False)
 class Binomial(Family):
     name = "binomial"
+    trials = True
     default_link = "logit"
     allowed_links = ("logit", "probit", "cloglog", "log")
     canonical_link = "logit"
@@ -65,10 +66,12 @@ class Binomial(Family):
         if not np.all(np.isfinite(n)) or np.any(n < 0):
             raise ValueError(f"The {self.name} family needs finite, non-negative numbers of trials (size)")
         if np.any(y < 0):
-            raise ValueError(f"The {self.name} family needs non-negative numbers of successes; the response has {int(np.sum(y < 0))} negative value(s)")
+            raise ValueError(f"The {self.name} family needs non-negative numbers of successes; "
+                             f"the response has {int(np.sum(y < 0))} negative value(s)")
         if np.any(y > n):
             what = "0/1 values (no size given)" if size is None else "successes <= trials (size)"
-            raise ValueError(f"The {self.name} family needs {what}; {int(np.sum(y > n))} response value(s) exceed the number of trials")
+            raise ValueError(f"The {self.name} family needs {what}; "
+                             f"{int(np.sum(y > n))} response value(s) exceed the number of trials")
 
     def initial_mu(self, y, size=None):
         y = np.asarray(y, dtype=float)

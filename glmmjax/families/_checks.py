@@ -15,9 +15,11 @@ def check_counts(y, family: str):
     """Non-negative integers, as poisson and the negative binomials need."""
     y = check_finite(y, family)
     if np.any(y < 0):
-        raise ValueError(f"The {family} family needs non-negative counts; the response has {int(np.sum(y < 0))} negative value(s)")
+        raise ValueError(f"The {family} family needs non-negative counts; "
+                         f"the response has {int(np.sum(y < 0))} negative value(s)")
     if np.any(y != np.round(y)):
-        raise ValueError(f"The {family} family needs integer counts; the response has {int(np.sum(y != np.round(y)))} non-integer value(s)")
+        raise ValueError(f"The {family} family needs integer counts; "
+                         f"the response has {int(np.sum(y != np.round(y)))} non-integer value(s)")
     return y
 
 
@@ -25,7 +27,8 @@ def check_positive(y, family: str):
     """Strictly positive values (Gamma)."""
     y = check_finite(y, family)
     if np.any(y <= 0):
-        raise ValueError(f"The {family} family needs a strictly positive response; the response has {int(np.sum(y <= 0))} value(s) <= 0")
+        raise ValueError(f"The {family} family needs a strictly positive response; "
+                         f"the response has {int(np.sum(y <= 0))} value(s) <= 0")
     return y
 
 

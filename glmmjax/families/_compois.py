@@ -34,9 +34,9 @@ by the mode m = exp(x / nu):
   at the solution, it holds every observation's series to rounding (``_window_holds``:
   the terms are log-concave in j, so the omitted tails are bounded by geometric series),
   as for the usual small counts; otherwise the whole call uses the ``n_terms`` window.
-  benchmarks/bench_tmb.py --only compois --no-r (compois_sim: counts 0-9, 300
-  observations): warm gj.glmm 0.80 s, 2.06 s with the 512-term window alone; the first
-  (compiling) fit 19 s against 14 s, as the full window's branch is compiled too.
+  For small counts this makes a warm fit much faster than the 512-term window alone, and
+  the first (compiling) fit slower, as the full window's branch is compiled too
+  (``benchmarks/bench_tmb.py --only compois --no-r``; figures in benchmarks/README.md).
 
 log lambda from mu and nu (TMB's ``calc_loglambda``): Newton's method on
 f(x) = log E(y | x) - log mu, f'(x) = Var / E, halving back a step that increases |f| as
@@ -94,7 +94,8 @@ SHORT_TERMS = 64     # the window tried first by the log-likelihood (see _window
 
 
 _LOG_FACTORIAL_TABLE = 4096
-# log(j!), j < 4096, by libm's lgamma (scipy.special is not imported with glmmjax: 0.25 s)
+# log(j!), j < 4096, by libm's lgamma: importing glmmjax does not import scipy.special, a
+# noticeable part of the import (benchmarks/README.md)
 _LOG_FACTORIALS = np.array([math.lgamma(j + 1.0) for j in range(_LOG_FACTORIAL_TABLE)])
 
 
@@ -615,8 +616,9 @@ class ConwayMaxwellPoisson(CountFamily):
     has_dispersion = True
     disp_scale = "log(phi)"
     disp_dimensionless = True
-    # without the GLM start, ``benchmarks/bench_tmb.py --only compois`` "jax fit s": 377 ->
-    # 267 ms (2-core CPU), the same optimum
+    # no GLM start: the series log-likelihood makes each GLM iteration nearly as dear as the
+    # mixed model's; the link-scale least-squares start reaches the same optimum in less time
+    # (``benchmarks/bench_tmb.py --only compois``, column "jax fit s"; benchmarks/README.md)
     glm_start = False
 
     def __post_init__(self):

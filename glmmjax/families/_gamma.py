@@ -20,8 +20,8 @@ import numpy as np
 
 from ._base import Family
 from ._checks import check_positive, natural
-from ._stable import float_dtype
 from ._special import lgamma
+from ._stable import float_dtype
 
 __all__ = ["Gamma"]
 

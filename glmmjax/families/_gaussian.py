@@ -32,6 +32,10 @@ class Gaussian(Family):
     has_dispersion = True
     disp_scale = "log(sigma^2)"
 
+    @property
+    def profiles_lmm(self) -> bool:
+        return self.link.name == "identity"
+
     def loglik(self, y, eta, disp_eta, extra, size):
         mu = self.link.linkinv(eta)
         r = y - mu

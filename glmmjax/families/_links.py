@@ -6,9 +6,9 @@ Derivatives come from JAX autodiff; none are hand-written.
 
 ``host_linkfun`` / ``host_linkinv`` evaluate the same maps on NumPy arrays, for the
 host-side work around a fit (starting values, fitted values): there an eager JAX operation
-costs a compilation per primitive in every new process (XLA's compile log on a 2-core CPU:
-25-50 ms each, nine of them in a fresh beta-model fit), NumPy none. Each built-in link gives its NumPy pair as ``_host``;
-a link without one (a user's) evaluates its JAX functions.
+costs a compilation per primitive in every new process (nine of them in a fresh beta-model
+fit; figures in benchmarks/README.md), NumPy none. Each built-in link gives its NumPy pair
+as ``_host``; a link without one (a user's) evaluates its JAX functions.
 """
 from __future__ import annotations
 

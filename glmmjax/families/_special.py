@@ -3,17 +3,18 @@
 The Laplace objective differentiates a family's log-density up to four times in the linear
 predictor, so lgamma terms whose argument involves the mean (nbinom1's mu / phi, beta's
 mu phi) reach digamma, trigamma and higher polygamma functions. XLA evaluates
-``polygamma(n, x)`` through the Hurwitz zeta function: ~200 ns per element against ~35 ns
-for digamma on a CPU, and a large compiled program. Here
+``polygamma(n, x)`` through the Hurwitz zeta function: several times slower per element
+than digamma, and a large compiled program (benchmarks/README.md). Here
 
     lgamma' = digamma,   digamma' = polygamma(1, .),   polygamma(n, .)' = polygamma(n + 1, .),
 
 as ``jax.custom_jvp`` functions. lgamma and digamma are computed here too (``lgamma_pos``,
 ``digamma_pos``: Stirling's and the asymptotic series for x >= 8, shifted by 8 below), for
 x > 0 only and without the reflection branch of XLA's ``lgamma``/``digamma``, which makes
-them cheaper (the tweedie series evaluates them for every term; its objective-and-gradient
-evaluation in ``benchmarks/bench_tmb.py --only tweedie --profile-all``, column "f+g warm ms",
-went from 2.3-2.5 to 1.8-1.9 ms). polygamma(n, x), n >= 1, is computed by the recurrence
+them cheaper (the tweedie series evaluates them for every term; the gain in its
+objective-and-gradient evaluation is measured by ``benchmarks/bench_tmb.py --only tweedie
+--profile-all``, column "f+g warm ms": benchmarks/README.md). polygamma(n, x), n >= 1, is
+computed by the recurrence
 
     psi^(n)(x) = psi^(n)(x + 8) + (-1)^(n+1) n! sum_{j=0}^{7} (x + j)^-(n+1)      (x < 8)
 
@@ -23,7 +24,7 @@ and the asymptotic series at x >= 8,
                               + sum_{k=1}^{8} B_2k (2k + n - 1)! / ((2k)! x^(2k+n)) ],
 
 which (with the shift) is within 3e-12 relative of scipy's polygamma for n <= 4 and any
-x > 0 (tests/test_families.py). Arguments must be positive (every use in the families is:
+x > 0 (tests/test_families_core.py). Arguments must be positive (every use in the families is:
 y + a, a, phi, shape, df > 0); where |psi^(n)(x)| overflows (x < ~1e-154 for n = 1) it is
 the largest finite number.
 """
@@ -70,8 +71,7 @@ def _polygamma(n: int, x):
 def lgamma_pos(x):
     """lgamma(x) for x > 0: Stirling's series through x^-11 for x >= 8, shifted by 8 with
     lgamma(x) = lgamma(x + 8) - log(x (x+1) ... (x+7)) below; error < 3e-14 absolute plus
-    a few eps relative. About twice as fast as jax.scipy.special.gammaln (no reflection
-    branch)."""
+    a few eps relative. Cheaper than jax.scipy.special.gammaln (no reflection branch)."""
     small = x < 8.0
     xs = jnp.where(small, x + 8.0, x)
     prod = x * (x + 1.0) * (x + 2.0) * (x + 3.0) * (x + 4.0) * (x + 5.0) * (x + 6.0) * (x + 7.0)

@@ -20,8 +20,8 @@ import numpy as np
 
 from ._base import Family, real_line_initial_mu
 from ._checks import check_finite, natural
-from ._stable import float_dtype
 from ._special import lgamma
+from ._stable import float_dtype
 
 __all__ = ["StudentT"]
 

@@ -28,7 +28,7 @@ log space over a fixed number of N_TERMS = 128 terms, on the window
     j_lo = max(1, floor(j_max - 8.5 sd)),   j_hi = ceil(j_max + 8.5 sd + 20),
 
 outside which the terms sum to less than 1e-16 of W at every 1 < p < 2 and j_max (measured
-against the full series; tests/test_tweedie.py checks it on a grid). A window of up to 128
+against the full series; tests/test_family_tweedie.py checks it on a grid). A window of up to 128
 terms is summed term by term. A wider one (sd > 6.2, i.e. j_max (p-1) > 38: small phi or
 large y) is covered with a whole stride s = ceil((j_hi - j_lo) / 127), W = s sum_k
 W_(j_lo + s k): the terms are samples of a smooth (entire) function of j, and by the Poisson
@@ -47,9 +47,9 @@ provably hold the series to rounding (``short_window_holds``: log W_j is concave
 the omitted tails are bounded by geometric series; both edge terms must be below e^-40 of
 the sum). Otherwise the whole call uses the window above (a lax.cond: one branch runs;
 under vmap both do). The tweedie_sim data (tests/fixtures) need all 48 at the optimum.
-``benchmarks/bench_tmb.py --only tweedie --profile-all``, two runs alternating with the
-128-term window alone, "f+g warm ms": tweedie_sim 1.24-1.49 against 1.65-1.75,
-tweedie_disp 1.25-1.26 against 1.30-2.19 (this machine's timings vary by tens of percent).
+The short window makes an objective-and-gradient evaluation cheaper than the 128-term
+window alone (``benchmarks/bench_tmb.py --only tweedie --profile-all``, column "f+g warm
+ms"; figures in benchmarks/README.md).
 
 Rounding: the terms j log z and lgamma(alpha j) of log W, and log W against lambda and y/gam
 in log p(y), cancel, so log p(y) carries an absolute rounding error of a few eps times their
@@ -59,8 +59,8 @@ float64 that is negligible (e.g. 2e-11 at j_max ~ 9e3); in float32 (eps = 1.2e-7
 
 The series does not involve mu: ``loglik_eta`` (-lambda - y / gam) is all the search for
 the conditional modes evaluates, and ``loglik_rest`` (log W - log y) enters the Laplace
-objective once per evaluation (a warm fit measured 0.14 s against 0.19 s summing the series
-at every Newton step).
+objective once per evaluation, which makes a warm fit cheaper than summing the series at
+every Newton step (benchmarks/README.md).
 
 Zero-inflation (``zi=``) is allowed, as in glmmTMB: the Tweedie has a mass at 0 of its own.
 Links: log (default), identity, sqrt, inverse (mu must stay positive). R reports ``phi``
@@ -211,8 +211,9 @@ class Tweedie(Family):
     disp_scale = "log(phi)"
     n_extra = 1
     extra_names = ("logit(power - 1)",)
-    # without the GLM start, ``benchmarks/bench_tmb.py --only tweedie`` "jax fit s": tweedie_sim
-    # 22.1 -> 14.8 ms, tweedie_disp 23.5 -> 17.1 ms (2-core CPU), the same optima
+    # no GLM start: the series log-likelihood makes each GLM iteration nearly as dear as the
+    # mixed model's; the link-scale least-squares start reaches the same optima in less time
+    # (``benchmarks/bench_tmb.py --only tweedie``, column "jax fit s"; benchmarks/README.md)
     glm_start = False
     #: zi= is allowed although the family is continuous (as in glmmTMB)
     allows_zi: ClassVar[bool] = True

@@ -10,17 +10,18 @@ spread over the hardware is a strategy, chosen by backend:
                run to the slowest of a few lanes, and each operation does several datasets'
                work. Small chunks do best: the lanes' iteration counts differ, and an
                operation on a few hundred numbers costs about as much per number as its
-               launch (benchmarks/bench_batch.py --strategies threads --chunks 1,2,8:
-               0.30, 0.26, 0.28 ms per fit).
+               launch (chunks of 2 were the fastest of 1, 2 and 8 in
+               benchmarks/bench_batch.py --strategies threads --chunks 1,2,8; figures in
+               benchmarks/README.md).
     "map"      jax.lax.map: a compiled loop over datasets, one at a time.
     "threads"  the rows split into equal parts, one per CPU, each part run as "chunked" (as
                "map" for chunk=1) from its own host thread with the same compiled
                computation; XLA releases the GIL while it runs. A fit's operations are small
                (a 466-effect model: mostly per-operation overhead), so XLA's thread pool
-               leaves the second core idle and two parts run side by side.
-               benchmarks/bench_batch.py, 1000 refits of grouseticks' (1|LOCATION) +
-               (1|INDEX) started at the fit, 2-core CPU: threads(2) 0.26 ms per fit,
-               6.08 ms per gj.glmm call.
+               leaves the second core idle and two parts run side by side. A refit this way
+               costs a small fraction of a gj.glmm call (benchmarks/bench_batch.py, 1000
+               refits of grouseticks' (1|LOCATION) + (1|INDEX) started at the fit; figures
+               in benchmarks/README.md).
     "auto"     vmap on GPU/TPU; on CPU threads when the process may use more than one CPU,
                else chunked.
 """
@@ -36,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from ..laplace import lmm_objective, lmm_solution
 from ._asymptote import asymptotes
 from ._convergence import converged
 from ._fit import fit_arrays
@@ -96,7 +98,7 @@ def _chunked(spec, opts, glm_start, data, x0, h0, Y, E, chunk):
 def _eta_start(model, Y):
     """Each row's working response: the link of ``Family.initial_mu`` (host side), where
     fit_arrays starts the modes (laplace._glmm.start_modes)."""
-    fam, size = model.family, model._size
+    fam, size = model.family, model.trials
     with np.errstate(all="ignore"):
         return np.stack([np.asarray(fam.link.host_linkfun(np.asarray(fam.initial_mu(y, size), float)), float)
                          for y in Y])
@@ -107,14 +109,12 @@ def _inverse_hessian(model, fit):
 
     Refits of responses simulated from (or resampled around) a fit start at its estimates,
     where the objective's curvature is known: L-BFGS started with this metric takes Newton
-    steps from the first iteration (grouseticks' (1|LOCATION) + (1|INDEX) model, 1000
-    refits: 8.0 instead of 12.4 iterations on average, benchmarks/bench_batch.py).
+    steps from the first iteration, so refits need fewer iterations than with the identity
+    metric (benchmarks/bench_batch.py; figures in benchmarks/README.md).
     Eigenvalues are floored so that
     a boundary (singular) fit's flat directions give bounded steps.
     """
     if model.spec.profiled:
-        from ..laplace._lmm import lmm_objective
-
         H = np.asarray(jax.hessian(lambda t: lmm_objective(model.spec, t, model.data))(jnp.asarray(fit.x)), float)
     elif fit.hessian is not None:
         J = model.jacobian_external()
@@ -178,7 +178,7 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
         Y = Y[None, :]
     if Y.ndim != 2 or Y.shape[1] != n:
         raise ValueError(f"Y must have shape (n_datasets, {n}); got {Y.shape}")
-    size = np.asarray(model.data.size) if model.family.name in ("binomial", "betabinomial") else None
+    size = np.asarray(model.data.size) if model.family.trials else None
     model.family.check_response(Y.reshape(-1), None if size is None else np.tile(size, Y.shape[0]))
     if strategy == "auto":
         strategy = _auto_strategy(len(Y))
@@ -192,7 +192,7 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
         if start.model.spec == model.spec:
             h0 = _inverse_hessian(model, start)
         start = start.x
-    x0 = jnp.asarray(model._start_vector(start) if start is not None else model.to_internal(model.start()), dt)
+    x0 = jnp.asarray(model.start_vector(start) if start is not None else model.to_internal(model.start()), dt)
     h0 = None if h0 is None else jnp.asarray(h0, dt)
     E = _eta_start(model, Y).astype(dt)
     Yd = Y.astype(dt)
@@ -243,9 +243,7 @@ def _run(model, opts, strategy, threads, chunk, glm_start, x0, h0, Yd, E):
 
 @partial(jax.jit, static_argnames=("spec",))
 def _lmm_beta(spec, data, X, Y):
-    from ..laplace._lmm import lmm_solution
-
-    return jax.vmap(lambda th, y: lmm_solution(spec, th, data.with_response(y))["beta"])(X, Y)
+    return jax.vmap(lambda th, y: lmm_solution(spec, th, data.with_response(y)).beta)(X, Y)
 
 
 def _profiled_fixef(model, theta, Y):

@@ -17,9 +17,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from ..laplace._glmm import laplace_nll, start_modes, zero_modes
-from ..laplace._lmm import crossproducts, lmm_objective, lmm_objective_crossproducts
-from ..laplace._spec import ModelData, ModelSpec
+from ..laplace import crossproducts, laplace_nll, lmm_objective, lmm_objective_crossproducts, start_modes, zero_modes
+from ..spec import ModelData, ModelSpec
 from ._lbfgs import Boundary
 from ._optimize import OptimizerOptions, OptResult, minimize
 

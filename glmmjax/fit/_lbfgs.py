@@ -53,7 +53,7 @@ FIRST_STEP = 1.0   # the same while no curvature pair is stored (the direction i
 # Iterations in a row with a relative decrease below ftol before giving up short of gtol.
 # Three was too few: a zero-inflated NB with a zi covariate crosses a plateau of the logistic
 # zi model (decreases ~1e-10 per iteration) and then descends 0.034 log-likelihood units
-# further to glmmTMB's optimum (tests/test_reference_extra.py, zinb2_cov).
+# further to glmmTMB's optimum (tests/test_reference_zi_disp_families.py, zinb2_cov).
 MAX_STALL = 10
 MAX_ESCAPES = 8    # successful probes off the boundary per fit (each one a real decrease)
 

@@ -6,10 +6,10 @@
 
 The default was chosen by measurement (grouseticks Poisson GLMMs, 2-core CPU): all three
 reach the same optimum (logLik equal to 1e-9), but optax's zoom line search traces the
-objective — with its inner Newton solve — several times, so it compiled in 8.1 s and 19.8 s
-against 4.9 s and 9.4 s for the compact L-BFGS; optimistix's BFGS took 37-49 iterations
-against 13-16. (jax.scipy.optimize's BFGS is not offered: it has been seen to stop early
-and report success.)
+objective — with its inner Newton solve — several times, so it compiles much slower than the
+compact L-BFGS, and optimistix's BFGS takes about three times as many iterations (the
+figures: benchmarks/README.md). (jax.scipy.optimize's BFGS is not offered: it has been seen
+to stop early and report success.)
 
 Both minimize a function ``fun(x, aux) -> (value, aux')`` where ``aux`` is a warm-start
 state carried between accepted iterates (the random-effect modes of the Laplace objective).

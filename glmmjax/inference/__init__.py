@@ -11,13 +11,18 @@
     confint(fit, method)      profile-likelihood or Wald intervals (lme4's confint)
     profile(fit)              likelihood profiles (lme4's profile), for plots and intervals
 """
-from ._confint import confint as confint, profile_confint as profile_confint
-from ._ddf import contest as contest, ddf_anova as ddf_anova, ddf_coef_table as ddf_coef_table
-from ._ddf import kr_vcov as kr_vcov, vcov_varpar as vcov_varpar
-from ._emmeans import EMMeans as EMMeans, emmeans as emmeans
+from ._confint import confint as confint
+from ._confint import profile_confint as profile_confint
+from ._ddf import contest as contest
+from ._ddf import ddf_anova as ddf_anova
+from ._ddf import ddf_coef_table as ddf_coef_table
+from ._ddf import kr_vcov as kr_vcov
+from ._ddf import vcov_varpar as vcov_varpar
+from ._emmeans import EMMeans as EMMeans
+from ._emmeans import emmeans as emmeans
 from ._lrt import anova as anova
-from ._r2 import r2_nakagawa as r2_nakagawa
 from ._profile import profile as profile
+from ._r2 import r2_nakagawa as r2_nakagawa
 from ._wald_anova import Anova as Anova
 
 __all__ = ["anova", "Anova", "ddf_coef_table", "ddf_anova", "contest", "vcov_varpar", "kr_vcov", "emmeans",

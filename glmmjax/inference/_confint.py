@@ -15,7 +15,7 @@ Wald intervals (method="wald"):
 with the standard errors on those scales by the delta method from the inverse Hessian of the
 objective: for GLMMs ``fit.vcov_full`` (all flat parameters); for LMMs the Hessian of the
 deviance with sigma explicit, in (theta, log sigma) -- the REML criterion for a REML fit,
-the ML deviance for an ML fit (``lmm_deviance``). lme4 gives NA for the variance parameters
+the ML deviance for an ML fit (laplace/_lmm.py, ``deviance_at_sigma``). lme4 gives NA for the variance parameters
 with method = "Wald"; glmmjax gives these intervals (glmmTMB's Wald intervals for SDs are the
 same; its correlation intervals use another scale). A dispersion parameter's interval is
 taken on its link (log) scale and transformed. SDs estimated at 0 and correlations at +-1
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from dataclasses import dataclass
 from functools import partial
 
 import jax
@@ -42,195 +41,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..laplace._lmm import lmm_solution
-from ..laplace import _blocked as blk
-from ..laplace._spec import ModelData, ModelSpec
+from ..laplace import hessian_theta_log_sigma
+from ..spec import ModelSpec
+from ._parameters import disp_natural, parameters, select
+from ._profile import Profiler, Walk, first_step, to_natural
 
-__all__ = ["confint", "profile_confint", "parameters", "Par", "lmm_deviance", "lmm_hessian"]
-
-
-# -- the parameters, in lme4's order ----------------------------------------------------------
-@dataclass(frozen=True)
-class Par:
-    """One profiled parameter.
-
-    name: lme4's name (".sig01", ".sigma", "(Intercept)"); label: lme4's ``oldNames = FALSE``
-    name ("sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "sigma"). kind: "sd",
-    "cor", "sigma", "beta", "disp", "zi" or "extra"; block and i (j) locate an SD
-    (correlation) in a block's covariance, part is that block part's (first, k, kind); index
-    is the position within beta / betad / betazi / extra.
-    """
-
-    name: str
-    kind: str
-    block: int = -1
-    i: int = -1
-    j: int = -1
-    part: tuple = ()
-    index: int = -1
-    label: str = ""
-
-
-def _lme4_terms(model) -> list:
-    """lme4's random-effect terms: (block, columns, part) in lme4's order.
-
-    Terms follow the formula (``||`` split into one term per column, as lme4 expands it);
-    if the numbers of levels are not already non-increasing lme4 reorders them by
-    rev(order(nlevels)), which this repeats (ties end up in reverse formula order). The terms
-    of a zero-inflation formula follow, ordered the same way, labelled with the group
-    "zi|g" (``Block.label``).
-    """
-    block_of = {(b.component, b.group): i for i, b in enumerate(model.blocks)}
-    out = []
-    for component, design in (("cond", model.design), ("zi", getattr(model, "zi_design", None))):
-        if design is None:
-            continue
-        used: dict = {}
-        terms = []
-        for t in design.terms:
-            bi = block_of[(component, t.group)]
-            blk_ = model.blocks[bi]
-            pi = used.get(t.group, 0)
-            used[t.group] = pi + 1
-            first, k, kind = blk_.parts[pi]
-            if kind == "diag":
-                terms += [(bi, (first + c,), blk_.parts[pi], blk_.nlevels) for c in range(k)]
-            elif kind == "scalar":
-                terms.append((bi, (first,), blk_.parts[pi], blk_.nlevels))
-            else:
-                terms.append((bi, tuple(range(first, first + k)), blk_.parts[pi], blk_.nlevels))
-        nl = np.array([t[3] for t in terms])
-        if np.any(np.diff(nl) > 0):
-            terms = [terms[i] for i in np.argsort(nl, kind="stable")[::-1]]
-        out += terms          # the zero-inflation model's terms after the conditional model's
-    return out
-
-
-def parameters(model) -> list:
-    """The model's profiled parameters, in lme4's order (see the module docstring)."""
-    out, n = [], 0
-    for bi, cols, part, _ in _lme4_terms(model):
-        for jj in range(len(cols)):
-            for ii in range(jj, len(cols)):
-                n += 1
-                b = model.blocks[bi]
-                name, ci, cj = f".sig{n:02d}", b.columns[cols[ii]], b.columns[cols[jj]]
-                if ii == jj:
-                    out.append(Par(name, "sd", bi, cols[ii], -1, part, label=f"sd_{ci}|{b.label}"))
-                else:
-                    out.append(Par(name, "cor", bi, cols[ii], cols[jj], part, label=f"cor_{ci}.{cj}|{b.label}"))
-    spec = model.spec
-    if spec.profiled:
-        out.append(Par(".sigma", "sigma", label="sigma"))
-    out += [Par(nm, "beta", index=i) for i, nm in enumerate(model.fixed_names)]
-    if spec.pd:
-        keys = list(model.family.dispersion_parameters(jnp.zeros(1), jnp.zeros(spec.n_extra)))
-        if spec.pd == 1 and tuple(model.disp_names) == ("(Intercept)",) and keys:
-            out.append(Par(keys[0], "disp", index=0))
-        else:
-            out += [Par(f"disp:{nm}", "disp", index=i) for i, nm in enumerate(model.disp_names)]
-    out += [Par(f"zi:{nm}", "zi", index=i) for i, nm in enumerate(model.zi_names)]
-    out += [Par(f"extra:{nm}", "extra", index=i) for i, nm in enumerate(model.family.extra_names)]
-    return [q if q.label else dataclasses.replace(q, label=q.name) for q in out]
-
-
-def natural_values(model, pars, Sigmas, sigma, beta, betad, betazi, extra) -> np.ndarray:
-    """The parameters' values from block covariances (absolute), sigma and the coefficients."""
-    out = []
-    for q in pars:
-        if q.kind == "sd":
-            out.append(np.sqrt(max(Sigmas[q.block][q.i, q.i], 0.0)))
-        elif q.kind == "cor":
-            S = Sigmas[q.block]
-            d = np.sqrt(S[q.i, q.i] * S[q.j, q.j])
-            out.append(S[q.i, q.j] / d if d > 0 else np.nan)
-        elif q.kind == "sigma":
-            out.append(sigma)
-        elif q.kind == "beta":
-            out.append(beta[q.index])
-        elif q.kind == "disp":
-            out.append(disp_natural(model, q, betad[q.index], extra))
-        elif q.kind == "zi":
-            out.append(betazi[q.index])
-        else:
-            out.append(extra[q.index])
-    return np.asarray(out, float)
-
-
-def disp_natural(model, q: Par, value, extra):
-    """A dispersion coefficient on the reported scale: the family's parameter for ``disp ~ 1``."""
-    if q.name.startswith("disp:"):
-        return float(value)
-    d = model.family.dispersion_parameters(jnp.asarray([value], float), jnp.asarray(extra, float))
-    return float(np.asarray(d[q.name]).reshape(-1)[0])
-
-
-# -- the LMM deviance with sigma explicit ------------------------------------------------------
-def lmm_deviance(spec: ModelSpec, theta, log_sigma, data: ModelData, reml, e_beta, beta_value, beta_on):
-    """lme4's deviance of an LMM at (theta, sigma), beta profiled out (optionally beta_j fixed).
-
-    ML:   log det H + r^2 / sigma^2 + n log(2 pi sigma^2) - sum log w
-    REML: the same + log det A with n - p in place of n (A = R_X' R_X),
-    where r^2 is the penalized residual sum of squares at beta_hat(theta), or, when beta_on,
-    with beta_j = e_beta' beta held at beta_value: r^2 + (beta_value - e' beta_hat)^2 / e' A^{-1} e.
-    Returns (deviance, beta) with beta the minimizing fixed effects.
-    """
-    s = lmm_solution(spec, theta, data)
-    n, p = s["n"], s["p"]
-    r = jax.scipy.linalg.solve_triangular(s["LX"], e_beta, lower=True)
-    a_jj = jnp.where(beta_on, r @ r, 1.0)
-    gap = jnp.where(beta_on, beta_value - e_beta @ s["beta"], 0.0)
-    pwrss = s["pwrss"] + gap * gap / a_jj
-    Ainv_e = jax.scipy.linalg.solve_triangular(s["LX"], r, lower=True, trans="T")
-    beta = s["beta"] + Ainv_e * gap / a_jj
-    sig2 = jnp.exp(2.0 * log_sigma)
-    ldX = 2.0 * jnp.sum(jnp.log(jnp.diagonal(s["LX"])))
-    nr = jnp.where(reml, n - p, n)
-    dev = (blk.logdet(s["F"]) + jnp.where(reml, ldX, 0.0) + pwrss / sig2 + nr * jnp.log(2.0 * jnp.pi * sig2)
-           - jnp.sum(jnp.log(data.weights)))
-    return dev, beta
-
-
-@partial(jax.jit, static_argnames=("spec",))
-def lmm_hessian(spec: ModelSpec, data: ModelData, theta, log_sigma, reml):
-    """Hessian of half the LMM deviance (ML or REML) in (theta, log sigma)."""
-    p = data.X.shape[1]
-    e = jnp.zeros(p, data.y.dtype)
-
-    def half(q):
-        return 0.5 * lmm_deviance(spec, q[:-1], q[-1], data, reml, e, 0.0, False)[0]
-
-    q = jnp.concatenate([theta, jnp.reshape(log_sigma, (1,))])
-    return jax.hessian(half)(q)
-
-
-def select(pars, parm) -> list:
-    """The parameters named by parm, in the model's order: None (all), a name (lme4's or its
-    ``oldNames = FALSE`` label), a list of names or 0-based positions, "theta_" (the variance
-    parameters, .sigma included) or "beta_" (the fixed effects), as lme4's ``parm``."""
-    if parm is None:
-        return list(pars)
-    names = [q.name for q in pars]
-    labels = [q.label for q in pars]
-    items = [parm] if isinstance(parm, (str, int, np.integer)) else list(parm)
-    out = []
-    for it in items:
-        if isinstance(it, (int, np.integer)):
-            if not 0 <= it < len(pars):
-                raise ValueError(f"parameter position {it} out of range: the model has {len(pars)} parameters")
-            picked = [pars[it]]
-        elif it == "theta_":
-            picked = [q for q in pars if q.kind in ("sd", "cor", "sigma")]
-        elif it == "beta_":
-            picked = [q for q in pars if q.kind == "beta"]
-        elif it in names:
-            picked = [pars[names.index(it)]]
-        elif it in labels:
-            picked = [pars[labels.index(it)]]
-        else:
-            raise ValueError(f"unknown parameter {it!r}; the model's parameters are {names}")
-        out += [q for q in picked if q not in out]
-    return [q for q in pars if q in out]
+__all__ = ["confint", "profile_confint"]
 
 
 # -- Wald -----------------------------------------------------------------------------------------
@@ -280,8 +96,8 @@ def _wald_other(fit, pars, z):
     if spec.profiled:
         ls = np.log(fit.sigma)
         x = np.concatenate([fit.theta, [ls]])
-        H = np.asarray(lmm_hessian(dataclasses.replace(spec, reml=False), model.data, jnp.asarray(fit.theta, dt),
-                                   jnp.asarray(ls, dt), bool(fit.reml)))
+        H = np.asarray(hessian_theta_log_sigma(dataclasses.replace(spec, reml=False), model.data,
+                                               jnp.asarray(fit.theta, dt), jnp.asarray(ls, dt), bool(fit.reml)))
         V = _inverse(H)
     else:
         x = np.asarray(fit.x, float)
@@ -366,14 +182,13 @@ def interval_bound(prof, st, side: int, zcrit: float, *, ztol=1e-5, max_steps=40
     parameter's range (an SD of 0, a correlation of +-1) if the profile stays below zcrit up
     to it, and NaN (with a warning) if the profile cannot be followed.
     """
-    from ._profile import _Walk, _first_step
 
     if (side < 0 and st.v_hat <= st.lo) or (side > 0 and st.v_hat >= st.hi):
         return st.v_hat             # an estimate at its bound (a singular fit's SD of 0)
-    walk = _Walk(prof, st)
+    walk = Walk(prof, st)
     target = side * zcrit
     v_prev, z_prev = st.v_hat, 0.0
-    v = walk.clip(st.v_hat + side * zcrit * _first_step(st, prof.sigma))
+    v = walk.clip(st.v_hat + side * zcrit * first_step(st, prof.sigma))
     for _ in range(max_steps):
         zeta = walk.eval(v)
         if not np.isfinite(zeta):
@@ -414,7 +229,6 @@ def _illinois(walk, a, b, target, ztol, maxit=40) -> float:
 
 def profile_intervals(fit, pars, level: float) -> np.ndarray:
     """(len(pars), 2) profile-likelihood intervals on the parameters' reported scales."""
-    from ._profile import Profiler, to_natural
 
     prof = Profiler(fit)
     zcrit = float(stats.norm.ppf(0.5 + level / 2))

@@ -54,9 +54,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..laplace import _blocked as blk
-from ..laplace._lmm import lmm_solution
-from ..laplace._spec import Params, cholesky_factors
+from ..laplace import deviance_at_sigma
+from ..spec import Params, cholesky_factors
 from ._ddf_terms import anova_contrasts
 
 __all__ = ["ddf_coef_table", "contest", "ddf_anova", "vcov_varpar", "kr_vcov"]
@@ -93,16 +92,13 @@ def _cached(fit, key, make):
 
 # --------------------------------------------------------------------------- Satterthwaite
 def _deviance(spec, data, varpar, reml):
-    """lmerTest's devfun_vp, the deviance at varpar = (theta, sigma), and C = X'V^{-1}X sigma^2.
+    """lmerTest's devfun_vp, the deviance at varpar = (theta, sigma) (laplace/_lmm.py), and
+    C = X'V^{-1}X sigma^2.
 
     ``reml`` (0 or 1) is traced, so ML and REML fits of one design share the compiled code.
     """
-    theta, sigma = varpar[:-1], varpar[-1]
-    s = lmm_solution(spec, theta, data)
-    log2pis2 = jnp.log(2.0 * jnp.pi * sigma * sigma)
-    dev = blk.logdet(s["F"]) + s["pwrss"] / sigma ** 2 + s["n"] * log2pis2
-    dev = dev + reml * (2.0 * jnp.sum(jnp.log(jnp.diagonal(s["LX"]))) - s["p"] * log2pis2)
-    return dev, s["LX"] @ s["LX"].T
+    d = deviance_at_sigma(spec, varpar[:-1], varpar[-1] ** 2, data, reml)
+    return d.deviance, d.XtVinvX
 
 
 @partial(jax.jit, static_argnames=("spec",))
@@ -114,9 +110,10 @@ def _satterthwaite_pieces(spec, data, varpar, reml):
     (4 D(h) - D(2 h)) / 3 with D(h) = (f(x + h e_k) - f(x - h e_k)) / (2 h) and
     h = 3e-4 max(1, |x_k|) (float32: 1e-2): error O(h^4) plus rounding; against
     forward-over-reverse autodiff within 1e-9 of the largest entry (tested on sleepstudy's
-    random-slope model, seen ~3e-11), below lmerTest's own numDeriv error in the df. The 4 k + 1 evaluations are one lax.map, so the
-    gradient is compiled once (forward-over-reverse, jax.jacfwd of the gradient, gives the
-    same numbers from a larger program; tests/test_ddf.py compares the two).
+    random-slope model, seen ~3e-11), below lmerTest's own numDeriv error in the df. The
+    4 k + 1 evaluations are one lax.map, so the gradient is compiled once
+    (forward-over-reverse, jax.jacfwd of the gradient, gives the same numbers from a larger
+    program; tests/test_ddf.py compares the two).
     Then J_k = -Phi (dC/dtheta_k) Phi / sigma^2 for theta and 2 Phi / sigma for sigma: the
     derivatives of Phi = sigma^2 C^{-1} (lmerTest's get_covbeta).
     """
@@ -232,19 +229,11 @@ def _kr_patterns(model) -> list:
     covariance that its structure lets vary (lower triangle, pbkrtest's VarCorr entries)."""
     out = []
     for b, block in enumerate(model.blocks):
-        cov = block.cov
-        if len(set(cov.index)) != len(cov.index):
+        try:
+            out += [(b, E) for E in block.cov.variance_patterns()]
+        except ValueError:
             raise ValueError(f"Kenward-Roger needs unstructured or diagonal random-effect covariances; the "
-                             f"block on {block.group!r} shares a variance between columns")
-        mask = np.zeros((cov.k, cov.k))
-        mask[list(cov.rows), list(cov.cols)] = 1.0
-        pattern = (mask @ mask.T) > 0
-        for j in range(cov.k):
-            for i in range(j, cov.k):
-                if pattern[i, j]:
-                    E = np.zeros((cov.k, cov.k))
-                    E[i, j] = E[j, i] = 1.0
-                    out.append((b, E))
+                             f"block on {block.group!r} shares a variance between columns") from None
     return out
 
 

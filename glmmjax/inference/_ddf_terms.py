@@ -14,8 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from patsy import Term, build_design_matrices, design_matrix_builders
 
-from ..formula import deparse, parse_expression, parse_formula, patsy_code
-from ..formula._syntax import Name
+from ..formula import Name, deparse, parse_expression, parse_formula, patsy_code
 
 __all__ = ["anova_contrasts"]
 
@@ -98,10 +97,9 @@ def _type1(model) -> dict:
 
 def _term_dummies(frame, mi, factors) -> np.ndarray:
     """R's model.matrix(~ 0 + term): every factor coded by indicators of all its levels."""
-    from ..design._env import eval_env
-    from ..design._matrix import _prepare
+    from ..design import eval_env, prepare_columns
 
-    prepared = _prepare(frame, mi.variables, mi.factor_levels)
+    prepared = prepare_columns(frame, mi.variables, mi.factor_levels)
     out = np.ones((len(frame), 1))
     for f in factors:
         (info,) = design_matrix_builders([[Term([f])]], lambda: iter([prepared]), eval_env(), NA_action="raise")

@@ -82,7 +82,7 @@ def reference_grid(fit, at=None):
     as R's expand.grid) and one column per variable of the fixed-effects formula: factor
     levels as strings, numeric covariates as floats. ``X_g`` is its fixed-effects matrix.
     """
-    from glmmjax.design._contrasts import level_label
+    from glmmjax.design import level_label
 
     design = fit.model.design
     info = design.fixed_info.fixed
@@ -286,7 +286,7 @@ def _by_groups(keys: pd.DataFrame, by: list) -> list:
 def _level_labels(spec_values: pd.DataFrame) -> list:
     """emmeans' contrast labels of the means: levels joined by spaces, numeric levels
     prefixed by the variable name, labels containing - + / * in parentheses."""
-    from glmmjax.design._contrasts import level_label
+    from glmmjax.design import level_label
 
     pieces = []
     for var in spec_values.columns:

@@ -8,9 +8,10 @@ with dev = -2 log L the *ML* deviance and dev_min(psi = v) the deviance minimize
 other parameter with psi held at v. A REML fit is refitted by ML first, as lme4's ``devfun2``
 does with ``refitML``: lme4's profiles and profile intervals of a REML fit are those of its ML
 refit (checked in R: confint(fm_reml) and confint(update(fm_reml, REML = FALSE)) of sleepstudy
-agree to 3e-6 of the interval widths, tests/fixtures/reference_inference/profile_sleepstudy.json). The parameters are lme4's: the random effects' standard deviations and
-correlations (``.sig01, .sig02, ...``, per term in lme4's term order, each term's column-wise
-lower triangle of SDs on the diagonal and correlations below it), the residual SD
+agree to 3e-6 of the interval widths, tests/fixtures/reference_inference/profile_sleepstudy.json).
+The parameters are lme4's: the random effects' standard deviations and correlations
+(``.sig01, .sig02, ...``, per term in lme4's term order, each term's column-wise lower
+triangle of SDs on the diagonal and correlations below it), the residual SD
 ``.sigma`` (LMMs), the fixed effects; for GLMMs with them, the dispersion parameter, the
 zero-inflation coefficients and extra family parameters (glmmjax only).
 
@@ -59,11 +60,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..covariance._structures import CovStructure
-from ..fit._optimize import OptimizerOptions, minimize
-from ..laplace._glmm import laplace_nll, zero_modes
-from ..laplace._spec import ModelData, ModelSpec, to_internal
-from ._confint import Par, disp_natural, lmm_deviance, lmm_hessian, natural_values, parameters, select
+from ..covariance import full_factor
+from ..fit import OptimizerOptions, minimize
+from ..laplace import deviance_at_sigma, hessian_theta_log_sigma, laplace_nll, zero_modes
+from ..spec import ModelData, ModelSpec, to_internal
+from ._parameters import Par, disp_natural, natural_values, parameters, select
 
 __all__ = ["profile", "Profiler"]
 
@@ -73,13 +74,6 @@ LOWER_TOL = 1e-6        # warn when a profile goes this far (in deviance) below 
 
 
 # -- profile coordinates ------------------------------------------------------------------------
-def _full(k: int) -> CovStructure:
-    """All k x k entries of a (not necessarily triangular) factor, row by row."""
-    r, c = np.divmod(np.arange(k * k), k)
-    return CovStructure(k, tuple(int(x) for x in r), tuple(int(x) for x in c), tuple(range(k * k)), k * k,
-                        tuple(int(i * k + i) for i in range(k)))
-
-
 @dataclass(frozen=True)
 class PSpec:
     """Static structure of the profile problem: the model's spec and its full-factor version."""
@@ -103,7 +97,7 @@ class PSpec:
 
 def _pspec(spec: ModelSpec) -> PSpec:
     base = dataclasses.replace(spec, reml=False)
-    return PSpec(base, dataclasses.replace(base, covs=tuple(_full(c.k) for c in spec.covs)))
+    return PSpec(base, dataclasses.replace(base, covs=tuple(full_factor(c.k) for c in spec.covs)))
 
 
 class Modes(NamedTuple):
@@ -141,7 +135,8 @@ def _lmm_parts(ps: PSpec, data: ModelData, w, modes: Modes):
     """LMMs: the factors, the ML deviance at (theta, sigma) (beta_j held if beta_on) and beta."""
     F = _factors(ps, w, modes)
     theta = jnp.concatenate([f.reshape(-1) for f in F]) / jnp.exp(w[-1])
-    dev, beta = lmm_deviance(ps.full, theta, w[-1], data, False, modes.beta_e, modes.beta_v, modes.beta_on)
+    dev, beta, _ = deviance_at_sigma(ps.full, theta, jnp.exp(2.0 * w[-1]), data, False, modes.beta_e, modes.beta_v,
+                                     modes.beta_on)
     return F, dev, beta
 
 
@@ -182,9 +177,7 @@ def _canonical_x(ps: PSpec, w, modes: Modes):
     for f, cov in zip(F, ps.spec.covs):
         S = f @ f.T
         L = jnp.linalg.cholesky(S + (1e-10 * (1.0 + jnp.max(jnp.diagonal(S)))) * jnp.eye(cov.k, dtype=S.dtype))
-        rows, cols, index = (np.asarray(v) for v in (cov.rows, cov.cols, cov.index))
-        first = np.array([list(index).index(t) for t in range(cov.n_theta)])
-        th.append(L[rows[first], cols[first]])
+        th.append(cov.theta_from_factor(L))
     th = jnp.concatenate(th) if th else jnp.zeros(0, w.dtype)
     if ps.lmm:
         return jnp.concatenate([th / jnp.exp(w[-1]), w[-1:]])
@@ -212,13 +205,6 @@ def _safe_chol(S) -> np.ndarray:
 
 
 # -- the profiler: set-up per parameter, points, bounds and traces -------------------------------
-def _theta_pos(cov: CovStructure, r: int, c: int) -> int:
-    for rr, cc, t in zip(cov.rows, cov.cols, cov.index):
-        if rr == r and cc == c:
-            return int(t)
-    raise ValueError(f"no covariance parameter at ({r}, {c})")
-
-
 @dataclass
 class _Setup:
     """One parameter's profile problem: modes, fixed slot j (-1: an LMM fixed effect), the
@@ -280,7 +266,7 @@ class Profiler:
         current estimates (theta with a positive diagonal)."""
         nt = self.ps.spec.n_theta
         th = self._w_hat(*self._default())[:nt] / self.sigma
-        return np.asarray(lmm_hessian(self.ps.spec, self.data, jnp.asarray(th, self.dt),
+        return np.asarray(hessian_theta_log_sigma(self.ps.spec, self.data, jnp.asarray(th, self.dt),
                                       jnp.asarray(np.log(self.sigma), self.dt), reml))
 
     def _refit_ml(self):
@@ -311,11 +297,11 @@ class Profiler:
     def _flips(self, theta) -> np.ndarray:
         """Per theta entry the sign of its column's diagonal: the flips giving a positive diagonal
         (the likelihood is unchanged by flipping the sign of a column of L)."""
-        out = []
-        for cov, L in zip(self.model.spec.covs, self._Ls(theta)):
-            first = [cov.index.index(t) for t in range(cov.n_theta)]
-            out += [1.0 if L[cov.cols[q], cov.cols[q]] >= 0 else -1.0 for q in first]
-        return np.asarray(out)
+        out, off = [], 0
+        for cov in self.model.spec.covs:
+            out.append(cov.column_signs(theta[off: off + cov.n_theta]))
+            off += cov.n_theta
+        return np.concatenate(out) if out else np.zeros(0)
 
     def natural(self, nat) -> np.ndarray:
         """All parameters' values from ``_solve``'s natural output."""
@@ -373,11 +359,11 @@ class Profiler:
                 perms[par.block][f: f + k] = np.eye(cov.k)[order]
                 if par.kind == "cor":
                     cor_on[par.block], cor_r0[par.block] = True, f
-                    j, lo, hi = off + _theta_pos(cov, f + 1, f), -1.0, 1.0
+                    j, lo, hi = off + cov.theta_position(f + 1, f), -1.0, 1.0
                 else:
-                    j, lo = off + _theta_pos(cov, f, f), 0.0
+                    j, lo = off + cov.theta_position(f, f), 0.0
             else:
-                j, lo = off + _theta_pos(cov, par.i, par.i), 0.0
+                j, lo = off + cov.theta_position(par.i, par.i), 0.0
         elif par.kind == "sigma":
             j = ps.n_w - 1
         elif par.kind == "beta" and not ps.lmm:
@@ -406,8 +392,7 @@ class Profiler:
                 nrm = np.hypot(L[r1, r0], L[r1, r1])
                 sg = 1.0 if L[r0, r0] >= 0 else -1.0
                 L[r1, r0], L[r1, r1] = (sg * L[r1, r0] / nrm if nrm > 0 else 0.0), nrm
-            for r, c, t in zip(cov.rows, cov.cols, cov.index):
-                w[off + t] = L[r, c]
+            w[off: off + cov.n_theta] = cov.theta_from_factor(L)
             off += cov.n_theta
         if ps.lmm:
             w[-1] = np.log(self.sigma)
@@ -441,7 +426,7 @@ class Profiler:
         neighbour nearer the optimum."""
         par = select(self.pars, name)[0]
         st = self.setup(par)
-        walk = _Walk(self, st)
+        walk = Walk(self, st)
         v = np.asarray(values, float)
         slot = np.log(v) if par.kind == "sigma" else v
         out = np.empty(v.shape)
@@ -464,13 +449,13 @@ def _wald_se(H, j) -> float:
 
 
 # -- walking a profile --------------------------------------------------------------------------
-def _first_step(st: _Setup, scale: float) -> float:
+def first_step(st: _Setup, scale: float) -> float:
     if np.isfinite(st.se) and st.se > 0:
         return st.se
     return 0.1 * max(abs(st.v_hat), scale)
 
 
-class _Walk:
+class Walk:
     """Points along one side of one profile, with warm starts for the next point."""
 
     def __init__(self, prof: Profiler, st: _Setup):
@@ -508,11 +493,11 @@ def trace(prof: Profiler, st: _Setup, cutoff: float, delta: float, maxpts: int =
     Returns [(v, zeta, z, u, natural output)]."""
     rows = []
     for side in (-1, 1):
-        walk = _Walk(prof, st)
+        walk = Walk(prof, st)
         if (side < 0 and st.v_hat <= st.lo) or (side > 0 and st.v_hat >= st.hi):
             continue
         v_prev, z_prev = st.v_hat, 0.0
-        v = walk.clip(st.v_hat + side * delta * _first_step(st, prof.sigma))
+        v = walk.clip(st.v_hat + side * delta * first_step(st, prof.sigma))
         for _ in range(maxpts):
             zeta = walk.eval(v)
             rows.append(walk.pts[-1])

@@ -182,12 +182,11 @@ def _is_singular(fit, tolerance: float) -> bool:
     lme4_like = fam in _LME4_FAMILIES and (spec.profiled or fam != "gaussian")
     if not lme4_like:
         return bool(any(np.min(np.diag(np.asarray(S, float))) < tolerance for S in fit.covariances))
-    off, diag = 0, []
+    off, out = 0, False
     for c in spec.covs:
-        th = np.asarray(fit.theta[off: off + c.n_theta], float)
-        diag += [abs(th[i]) for i in c.diag_theta]
+        out = out or c.is_singular(fit.theta[off: off + c.n_theta], 1.0, tolerance)
         off += c.n_theta
-    return bool(min(diag) < tolerance)
+    return out
 
 
 def _lognormal_variance(fit, null_fit):

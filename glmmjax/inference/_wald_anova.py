@@ -78,8 +78,7 @@ class TermLayout:
 
 def term_layout(model) -> TermLayout:
     """The :class:`TermLayout` of a model's fixed effects (``fit.model``)."""
-    from glmmjax.design._contrasts import RTreatment
-    from glmmjax.design._env import CONTRAST_NAMES
+    from glmmjax.design import CONTRAST_NAMES, RTreatment
 
     info = model.design.fixed_info.fixed
     di = info.design_info

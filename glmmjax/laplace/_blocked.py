@@ -52,74 +52,28 @@ the structure (block diagonal, nested, Schur complement) is the same as for one 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..spec import BlockLayout
 from . import _smallk
 
-__all__ = ["BlockLayout", "Factor", "factorize", "logdet_H", "solve_lower", "solve_upper", "solve", "logdet"]
-
-
-@dataclass(frozen=True)
-class BlockLayout:
-    """Static sizes: levels and columns per block, block 0 first."""
-
-    nlevels: tuple
-    ks: tuple
-    nested: bool = False   # two blocks, block 0's levels nested in block 1's (module docstring)
-    targets: tuple = ()    # the linear predictor each block enters (0 conditional, 1 zero-inflation); () all 0
-    rowwise: bool = False  # block 0 has one level per observation in row order (codes[0] == 0..n-1)
-
-    def target(self, b: int) -> int:
-        return self.targets[b] if self.targets else 0
-
-    @property
-    def npred(self) -> int:
-        """Number of linear predictors carrying random effects (1, or 2 with zero-inflation terms)."""
-        return 2 if any(self.targets) else 1
-
-    @property
-    def nblocks(self) -> int:
-        return len(self.nlevels)
-
-    @property
-    def offsets(self) -> tuple:
-        """Start of each block b > 0 in the dense part (block 0 gets -1)."""
-        out, off = [-1], 0
-        for m, k in zip(self.nlevels[1:], self.ks[1:]):
-            out.append(off)
-            off += m * k
-        return tuple(out)
-
-    @property
-    def q2(self) -> int:
-        return int(sum(m * k for m, k in zip(self.nlevels[1:], self.ks[1:])))
-
-    @property
-    def q(self) -> int:
-        return int(sum(m * k for m, k in zip(self.nlevels, self.ks)))
+__all__ = ["Factor", "factorize", "logdet_H", "solve_lower", "solve_upper", "solve", "logdet", "sum_levels", "at_rows",
+           "inverse_diag_blocks"]
 
 
 class Factor(NamedTuple):
     LA: jax.Array          # (m0, k0, k0) lower Cholesky factors of the diagonal blocks
     M: jax.Array | None    # (m0, k0, q2) L_A^{-1} B; None in the observation-level form
     LS: jax.Array          # (q2, q2) lower Cholesky factor of the Schur complement
-    obs: tuple | None = None  # observation-level form: (z0l (n, k0), zcr (n, nb), rows (n, nb), codes0), B = sum z0l zcr'
+    obs: tuple | None = None  # observation-level form: (z0l (n, k0), zcr (n, nb), rows (n, nb), codes0),
+    #                           B = sum z0l zcr'
 
     parent: jax.Array | None = None  # nested form: (m0,) level of block 1 holding each level of block 0;
     #                                  M is then (m0, k0, k1) and LS (m1, k1, k1)
-
-
-def is_rowwise(codes0, n: int) -> bool:
-    """Whether a block's codes are 0, 1, ..., n-1: one level per observation, in row order
-    (an observation-level random effect such as grouseticks' (1|INDEX)), so that its sums
-    over levels are the rows themselves (host check; ``BlockLayout.rowwise``)."""
-    codes0 = np.asarray(codes0)
-    return codes0.shape == (n,) and bool(np.array_equal(codes0, np.arange(n)))
 
 
 def sum_levels(layout: BlockLayout, b: int, vals, codes):
@@ -140,16 +94,6 @@ def at_rows(layout: BlockLayout, b: int, v, codes):
     return v[codes]
 
 
-def is_nested(codes0, codes1) -> bool:
-    """Whether every level of the first factor occurs with a single level of the second (host check)."""
-    codes0, codes1 = np.asarray(codes0), np.asarray(codes1)
-    if codes0.size == 0:
-        return False
-    first = np.full(int(codes0.max()) + 1, -1)
-    first[codes0[::-1]] = codes1[::-1]      # the level of block 1 at each level's first observation
-    return bool(np.all(first[codes0] == codes1))
-
-
 def _wpair(layout: BlockLayout, w, a: int, b: int):
     """Weights between blocks a and b: w itself for one predictor, else W[:, t_a, t_b] of (n, T, T)."""
     return w if w.ndim == 1 else w[:, layout.target(a), layout.target(b)]
@@ -164,7 +108,7 @@ def _parent(layout: BlockLayout, codes):
 
 def _assemble_nested(layout: BlockLayout, Zl, codes, w):
     """L_A, the block-diagonal Schur complement S (m1, k1, k1), M (m0, k0, k1) and the parents."""
-    (m0, m1), (k0, k1) = layout.nlevels, layout.ks
+    (_, m1), (k0, k1) = layout.nlevels, layout.ks
     z0, z1 = Zl
     dtype = z0.dtype
     w00, w01, w11 = (_wpair(layout, w, a, b)[:, None, None] for a, b in ((0, 0), (0, 1), (1, 1)))
@@ -214,7 +158,8 @@ def _assemble(layout: BlockLayout, Zl, codes, w):
         r = jnp.einsum("nk,nkq->nq", p, at_rows(layout, 0, B, codes[0]))                               # r_i = B_j' p_i
         C = jnp.eye(q2, dtype=dtype).at[rows[:, :, None], rows[:, None, :]].add(
             wc * zc[:, :, None] * zc[:, None, :])
-        S = C - jax.ops.segment_sum((zcr[:, :, None] * r[:, None, :]).reshape(-1, q2), rows.reshape(-1), num_segments=q2)
+        S = C - jax.ops.segment_sum((zcr[:, :, None] * r[:, None, :]).reshape(-1, q2), rows.reshape(-1),
+                                    num_segments=q2)
         return LA, S, None, (z0l, zcr, rows, codes[0])
     B = jnp.zeros((m0, k0, q2), dtype)
     C = jnp.eye(q2, dtype=dtype)
@@ -348,7 +293,8 @@ def solve_lower(layout: BlockLayout, F: Factor, r):
     """L^{-1} r for per-block right-hand sides r (tuple of (m_b, k_b, ...))."""
     if F.parent is not None:
         y0 = _smallk.solve_lower(F.LA, r[0])
-        t = r[1] - jax.ops.segment_sum(jnp.einsum("mkq,mk...->mq...", F.M, y0), F.parent, num_segments=layout.nlevels[1])
+        t = r[1] - jax.ops.segment_sum(jnp.einsum("mkq,mk...->mq...", F.M, y0), F.parent,
+                                       num_segments=layout.nlevels[1])
         return y0, _smallk.solve_lower(F.LS, t)
     r0, r2 = _split(layout, r)
     y0 = _tri(F.LA, r0, True)

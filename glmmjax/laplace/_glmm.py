@@ -17,8 +17,8 @@ grouping factor, where f separates over groups; globally otherwise); its Hessian
 exact one when positive definite (always, for a canonical link without zero-inflation:
 W = Var(y) / dispersion) and otherwise uses max(W, 0), so every step is a descent
 direction (clipping always made convergence linear wherever some W_i < 0, as at the zeros of
-a zero-inflated model: 7 Newton iterations per evaluation for a hurdle nbinom1 fit). The mode solve is not differentiated:
-from the converged, stop-gradient mode û one (or, for second derivatives, two) exact
+a zero-inflated model: 7 Newton iterations per evaluation for a hurdle nbinom1 fit). The mode
+solve is not differentiated: from the converged, stop-gradient mode û one (or, for second derivatives, two) exact
 Newton steps u1 = û - H(û)^{-1} grad f(û) are taken inside the differentiated function.
 At û = u*, u1 = u* and du1/dtheta = -H^{-1} d^2 f / du dtheta, the implicit-function-theorem
 derivative; two steps make second derivatives exact as well. For first derivatives H(û) in
@@ -38,11 +38,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..families._zero_inflation import zero_inflated_loglik
+from ..families import zero_inflated_loglik
+from ..spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
 from . import _blocked as blk
-from ._spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
 
-__all__ = ["laplace_nll", "conditional_mode", "loglik_terms", "start_modes", "zero_modes"]
+__all__ = ["laplace_nll", "conditional_mode", "loglik_terms", "predictors", "start_modes", "zero_modes"]
 
 MAX_NEWTON = 100
 MAX_HALVINGS = 30
@@ -130,6 +130,12 @@ def _eta(spec: ModelSpec, data: ModelData, fixed, Zl, u):
     return tuple(etas)
 
 
+def predictors(spec: ModelSpec, data: ModelData, prm: Params, Zl, u):
+    """The linear predictor(s) at modes u: eta, or (eta, zi_eta) when the zero-inflation model
+    has random effects. ``Zl``: ``scaled_z(data, cholesky_factors(spec, prm.thetas))``."""
+    return _eta(spec, data, _fixed(spec, data, prm), Zl, u)
+
+
 def _clip_weights(w):
     """A positive semidefinite version of W (keeps the Newton step a descent direction):
     max(W, 0) for one predictor; for 2 x 2 blocks the diagonal clipped at 0 and the
@@ -166,8 +172,8 @@ def conditional_mode(spec: ModelSpec, data: ModelData, prm: Params, u0, tol=1e-8
 
     Each iteration factorizes H with the exact weights W; when that H is not positive
     definite (its Cholesky factorization fails) it refactorizes with the clipped weights
-    max(W, 0), so the step is always a descent direction. It tries the full step and halves it until f does not increase (per
-    group when f separates over the levels of a single grouping factor). f, its gradient
+    max(W, 0), so the step is always a descent direction. It tries the full step and halves it
+    until f does not increase (per group when f separates over the levels of a single grouping factor). f, its gradient
     and W at the accepted point are carried to the next iteration, so an iteration costs
     one factorization and (when the full step is accepted) one evaluation of the
     likelihood. The loop stops before factorizing once |grad f| <= gtol (1 + |u|)
@@ -293,7 +299,8 @@ def laplace_nll(spec: ModelSpec, x, data: ModelData, u0, second_order: bool = Fa
         u = tuple(ub + sb for ub, sb in zip(u, step))
     eta = _eta(spec, data, fixed, Zl, u)
     ll, _, d2 = loglik_terms(spec, data, eta, prm, eta_only=True)
-    nll = -jnp.sum(ll) - loglik_rest(spec, data, prm) + 0.5 * sum(jnp.sum(ub * ub) for ub in u) + 0.5 * blk.logdet_H(spec.layout, Zl, data.codes, -d2)
+    nll = (-jnp.sum(ll) - loglik_rest(spec, data, prm) + 0.5 * sum(jnp.sum(ub * ub) for ub in u)
+           + 0.5 * blk.logdet_H(spec.layout, Zl, data.codes, -d2))
     return nll, u_hat
 
 

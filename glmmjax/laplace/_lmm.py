@@ -13,7 +13,14 @@ The profiled deviances (lme4's) are
     REML:  log det H + log det L_X L_X' + (n - p)(1 + log(2 pi r^2 / (n - p))) - sum log w
 
 and the objective returned is half of them, so that logLik = -objective (REML: lme4's
-REML log-likelihood, -REMLcrit / 2). The residual sum r^2 is computed from the explicit
+REML log-likelihood, -REMLcrit / 2). With sigma explicit instead of profiled (profile
+intervals, Satterthwaite's and Wald's Hessians in (theta, sigma)),
+
+    ML:    log det H + r^2 / sigma^2 + n log(2 pi sigma^2)                       - sum log w
+    REML:  log det H + log det L_X L_X' + r^2 / sigma^2 + (n - p) log(2 pi sigma^2) - sum log w,
+
+which at sigma^2 = r^2 / n (REML: r^2 / (n - p)) is the profiled form. ``deviance`` writes
+both once; every other module takes them from here. The residual sum r^2 is computed from the explicit
 residuals, not by cancelling y'Wy, so it stays accurate in float32.
 
 One grouping factor, float64 (the optimizer's objective, ``lmm_objective_crossproducts``):
@@ -26,14 +33,19 @@ and MixedModels.jl's identity), which cancels y'Wy: a relative rounding error of
 """
 from __future__ import annotations
 
+from functools import partial
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
+from ..spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
 from . import _blocked as blk
 from . import _smallk as smallk
-from ._spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
 
-__all__ = ["lmm_objective", "lmm_solution", "half_deviance", "crossproducts", "lmm_objective_crossproducts"]
+__all__ = ["LmmSolution", "SigmaDeviance", "CrossProducts", "lmm_solution", "deviance", "solution_deviance",
+           "lmm_objective", "deviance_at_sigma", "hessian_theta_log_sigma", "crossproducts",
+           "lmm_objective_crossproducts"]
 
 
 def _seg(z, c, m, v):
@@ -42,15 +54,39 @@ def _seg(z, c, m, v):
     return jax.ops.segment_sum(prod, c, num_segments=m)
 
 
-def lmm_solution(spec: ModelSpec, theta, data: ModelData):
-    """Solve the PLS problem at theta. Returns a dict of the pieces."""
+class LmmSolution(NamedTuple):
+    """The PLS solution at theta (``lmm_solution``).
+
+    F: the blocked factor of H; LX: the p x p factor L_X; beta, u: the solution; pwrss: r^2;
+    Ls: the Cholesky factors; resid: y - offset - fitted (n,).
+    """
+
+    F: object
+    LX: jax.Array
+    beta: jax.Array
+    u: tuple
+    pwrss: jax.Array
+    Ls: tuple
+    resid: jax.Array
+
+
+class SigmaDeviance(NamedTuple):
+    """``deviance_at_sigma``: the deviance, the fixed effects that minimize it, and L_X L_X'
+    (= X'V^{-1}X sigma^2, lme4's RX'RX)."""
+
+    deviance: jax.Array
+    beta: jax.Array
+    XtVinvX: jax.Array
+
+
+def lmm_solution(spec: ModelSpec, theta, data: ModelData) -> LmmSolution:
+    """Solve the PLS problem at theta."""
     prm = Params.unpack(spec, theta)
     Ls = cholesky_factors(spec, prm.thetas)
     Zl = scaled_z(data, Ls)
     w = data.weights
     y = data.y - data.offset
     X = data.X
-    n, p = X.shape
     lay = spec.layout
     F = blk.factorize(lay, Zl, data.codes, w)
     cu = blk.solve_lower(lay, F, tuple(_seg(z, c, m, w * y) for z, c, m in zip(Zl, data.codes, lay.nlevels)))
@@ -66,65 +102,109 @@ def lmm_solution(spec: ModelSpec, theta, data: ModelData):
         fitted = fitted + jnp.sum(z * ub[c], axis=1)
     res = y - fitted
     pwrss = jnp.sum(w * res * res) + sum(jnp.sum(ub * ub) for ub in u)
-    return dict(F=F, LX=LX, beta=beta, u=u, pwrss=pwrss, Ls=Ls, resid=res, n=n, p=p)
+    return LmmSolution(F, LX, beta, u, pwrss, Ls, res)
+
+
+def deviance(ldH, ldX, pwrss, n, p, sumlogw, reml, sigma2=None):
+    """lme4's (RE)ML deviance from its pieces (module docstring): log det H, log det L_X L_X',
+    r^2, n, p and sum log w. ``sigma2`` None: sigma profiled out; else sigma^2 explicit.
+    ``reml`` may be a traced 0/1 (one compiled program for ML and REML fits)."""
+    nr = n - reml * p
+    if sigma2 is None:
+        core = nr * (1.0 + jnp.log(2.0 * jnp.pi * pwrss / nr))
+    else:
+        core = pwrss / sigma2 + nr * jnp.log(2.0 * jnp.pi * sigma2)
+    return ldH + reml * ldX + core - sumlogw
+
+
+def _logdet_lx(LX):
+    return 2.0 * jnp.sum(jnp.log(jnp.diagonal(LX)))
+
+
+def solution_deviance(reml, sol: LmmSolution, data: ModelData):
+    """The profiled (RE)ML deviance of ``lmm_solution``'s result (one solution gives both:
+    the post-fit pass reports the ML deviance of a REML fit)."""
+    n, p = data.X.shape
+    return deviance(blk.logdet(sol.F), _logdet_lx(sol.LX), sol.pwrss, n, p, jnp.sum(jnp.log(data.weights)), reml)
 
 
 def lmm_objective(spec: ModelSpec, theta, data: ModelData):
     """Half the profiled deviance (ML) or REML criterion at theta."""
-    return half_deviance(spec.reml, lmm_solution(spec, theta, data), data)
+    return 0.5 * solution_deviance(spec.reml, lmm_solution(spec, theta, data), data)
 
 
-def half_deviance(reml: bool, s: dict, data: ModelData):
-    """Half the profiled deviance (ML) or REML criterion from ``lmm_solution``'s pieces
-    (one solution gives both: the post-fit pass reports the ML deviance of a REML fit)."""
+def deviance_at_sigma(spec: ModelSpec, theta, sigma2, data: ModelData, reml, e_beta=None, beta_value=0.0,
+                      beta_on=False) -> SigmaDeviance:
+    """The deviance at (theta, sigma^2) with beta at its conditional optimum, or with the
+    fixed effect e' beta held at ``beta_value`` when ``beta_on``: r^2 then grows by
+    (beta_value - e' beta_hat)^2 / e' A^{-1} e (A = L_X L_X'), and beta moves along A^{-1} e.
+    ``reml`` and ``beta_on`` may be traced."""
+    sol = lmm_solution(spec, theta, data)
     n, p = data.X.shape
-    ldH = blk.logdet(s["F"])
-    sumlogw = jnp.sum(jnp.log(data.weights))
-    if reml:
-        nr = n - p
-        ldX = 2.0 * jnp.sum(jnp.log(jnp.diagonal(s["LX"])))
-        dev = ldH + ldX + nr * (1.0 + jnp.log(2.0 * jnp.pi * s["pwrss"] / nr))
-    else:
-        dev = ldH + n * (1.0 + jnp.log(2.0 * jnp.pi * s["pwrss"] / n))
-    return 0.5 * (dev - sumlogw)
+    pwrss, beta = sol.pwrss, sol.beta
+    if e_beta is not None:
+        r = jax.scipy.linalg.solve_triangular(sol.LX, e_beta, lower=True)
+        a_jj = jnp.where(beta_on, r @ r, 1.0)
+        gap = jnp.where(beta_on, beta_value - e_beta @ sol.beta, 0.0)
+        pwrss = pwrss + gap * gap / a_jj
+        beta = beta + jax.scipy.linalg.solve_triangular(sol.LX, r, lower=True, trans="T") * gap / a_jj
+    dev = deviance(blk.logdet(sol.F), _logdet_lx(sol.LX), pwrss, n, p, jnp.sum(jnp.log(data.weights)), reml, sigma2)
+    return SigmaDeviance(dev, beta, sol.LX @ sol.LX.T)
 
 
-def crossproducts(spec: ModelSpec, data: ModelData) -> dict:
+@partial(jax.jit, static_argnames=("spec",))
+def hessian_theta_log_sigma(spec: ModelSpec, data: ModelData, theta, log_sigma, reml):
+    """Hessian of half the (RE)ML deviance in (theta, log sigma) (Wald intervals and profiles)."""
+
+    def half(q):
+        return 0.5 * deviance_at_sigma(spec, q[:-1], jnp.exp(2.0 * q[-1]), data, reml).deviance
+
+    return jax.hessian(half)(jnp.concatenate([theta, jnp.reshape(log_sigma, (1,))]))
+
+
+class CrossProducts(NamedTuple):
+    """The products of Z, X and y (one grouping factor) that do not change with theta: per level
+    G = Z_j'WZ_j (m, k, k), Z_j'WX (m, k, p), Z_j'Wy (m, k); X'WX, X'Wy, y'Wy, sum log w, n."""
+
+    G: jax.Array
+    ZX: jax.Array
+    Zy: jax.Array
+    XX: jax.Array
+    Xy: jax.Array
+    yy: jax.Array
+    sumlogw: jax.Array
+    n: int
+
+
+def crossproducts(spec: ModelSpec, data: ModelData) -> CrossProducts:
     """The products of Z, X and y (one grouping factor) that do not change with theta."""
     w = data.weights
     y = data.y - data.offset
     X, Z, c = data.X, data.Z[0], data.codes[0]
     m = spec.layout.nlevels[0]
     wz = w[:, None] * Z
-    return dict(
-        G=jax.ops.segment_sum(wz[:, :, None] * Z[:, None, :], c, num_segments=m),   # (m, k, k)
-        ZX=jax.ops.segment_sum(wz[:, :, None] * X[:, None, :], c, num_segments=m),  # (m, k, p)
-        Zy=jax.ops.segment_sum(wz * y[:, None], c, num_segments=m),                 # (m, k)
+    return CrossProducts(
+        G=jax.ops.segment_sum(wz[:, :, None] * Z[:, None, :], c, num_segments=m),
+        ZX=jax.ops.segment_sum(wz[:, :, None] * X[:, None, :], c, num_segments=m),
+        Zy=jax.ops.segment_sum(wz * y[:, None], c, num_segments=m),
         XX=X.T @ (w[:, None] * X), Xy=X.T @ (w * y), yy=jnp.sum(w * y * y),
         sumlogw=jnp.sum(jnp.log(w)), n=y.shape[0])
 
 
-def lmm_objective_crossproducts(spec: ModelSpec, theta, cp: dict):
+def lmm_objective_crossproducts(spec: ModelSpec, theta, cp: CrossProducts):
     """``lmm_objective`` for one grouping factor from ``crossproducts`` (module docstring)."""
     (L,) = cholesky_factors(spec, Params.unpack(spec, theta).thetas)
     k = L.shape[0]
-    A = jnp.einsum("ji,mjl,lk->mik", L, cp["G"], L) + jnp.eye(k, dtype=L.dtype)
+    A = jnp.einsum("ji,mjl,lk->mik", L, cp.G, L) + jnp.eye(k, dtype=L.dtype)
     # small k and p (the usual case) unrolled into elementwise operations (_smallk), which
     # XLA fuses: the LAPACK calls on 2 x 2 blocks cost more in overhead than in arithmetic
     LA = smallk.cholesky(A)
-    cu = smallk.solve_lower(LA, jnp.einsum("ji,mj->mi", L, cp["Zy"]))
-    RZX = smallk.solve_lower(LA, jnp.einsum("ji,mjp->mip", L, cp["ZX"]))
-    XtWX = cp["XX"] - jnp.einsum("mkp,mkr->pr", RZX, RZX)
-    XtWy = cp["Xy"] - jnp.einsum("mkp,mk->p", RZX, cu)
+    cu = smallk.solve_lower(LA, jnp.einsum("ji,mj->mi", L, cp.Zy))
+    RZX = smallk.solve_lower(LA, jnp.einsum("ji,mjp->mip", L, cp.ZX))
+    XtWX = cp.XX - jnp.einsum("mkp,mkr->pr", RZX, RZX)
+    XtWy = cp.Xy - jnp.einsum("mkp,mk->p", RZX, cu)
     LX = smallk.cholesky(XtWX[None])[0]
     cb = smallk.solve_lower(LX[None], XtWy[None])[0]
-    pwrss = cp["yy"] - jnp.sum(cu * cu) - jnp.sum(cb * cb)
+    pwrss = cp.yy - jnp.sum(cu * cu) - jnp.sum(cb * cb)
     ldH = 2.0 * jnp.sum(jnp.log(jnp.diagonal(LA, axis1=1, axis2=2)))
-    n, p = cp["n"], XtWX.shape[0]
-    if spec.reml:
-        nr = n - p
-        ldX = 2.0 * jnp.sum(jnp.log(jnp.diagonal(LX)))
-        dev = ldH + ldX + nr * (1.0 + jnp.log(2.0 * jnp.pi * pwrss / nr))
-    else:
-        dev = ldH + n * (1.0 + jnp.log(2.0 * jnp.pi * pwrss / n))
-    return 0.5 * (dev - cp["sumlogw"])
+    return 0.5 * deviance(ldH, _logdet_lx(LX), pwrss, cp.n, XtWX.shape[0], cp.sumlogw, spec.reml)

@@ -1,2 +1,4 @@
 """Fitted models: estimates, summaries, prediction and simulation."""
-from ._result import FitResult as FitResult
+from ._result import FitResult
+
+__all__ = ["FitResult"]

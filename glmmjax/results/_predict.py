@@ -102,8 +102,7 @@ def _new_arrays(fit, newdata, offset, check):
     """
     import pandas as pd
 
-    from ..design import new_data
-    from ..design._data import _row_labels
+    from ..design import new_data, row_labels
 
     model = fit.model
     newdata = newdata if isinstance(newdata, pd.DataFrame) else pd.DataFrame(newdata)
@@ -121,7 +120,7 @@ def _new_arrays(fit, newdata, offset, check):
         if chk and np.any(codes < 0):
             row = int(np.flatnonzero(codes < 0)[0])
             comps = list(design.fixed_info.terms[idx[0]].components)
-            lab = ":".join(str(_row_labels(newdata[c].iloc[row: row + 1])[0]) for c in comps)
+            lab = ":".join(str(row_labels(newdata[c].iloc[row: row + 1])[0]) for c in comps)
             raise ValueError(f"new level {lab!r} of grouping factor {b.group!r} (row {row} of newdata) is "
                              "not in the fitted data; use allow_new_levels=True to predict it at the "
                              "population level")
@@ -281,8 +280,8 @@ def simulate(fit, nsim=1, seed=0, re_form="~0") -> np.ndarray:
         nsim: number of simulated data sets.
         seed: seed of the jax.random key.
         re_form: "~0" / "NA" (default, lme4's re.form=NA) draws new random effects from
-            N(0, Sigma) (those of the zero-inflation model too); None conditions on the conditional modes; "~(1|g)" conditions on
-            grouping factor g and draws the others.
+            N(0, Sigma) (those of the zero-inflation model too); None conditions on the conditional
+            modes; "~(1|g)" conditions on grouping factor g and draws the others.
 
     Binomial responses are numbers of successes out of the model's trials.
     """
@@ -394,7 +393,7 @@ def residuals(fit, type="response") -> np.ndarray:
     size = np.asarray(d.size, float)
     w = np.asarray(d.weights, float)
     mu = fit.fitted()
-    binom = fam.name in ("binomial", "betabinomial")
+    binom = fam.trials
     yr = y / size if binom else y
     r = yr - mu
     if type == "response":

@@ -6,6 +6,7 @@ computed there (numpy / pandas on the host). Methods that need new data or rando
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -13,9 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ..families._base import Family
-from ..fit._convergence import converged, nonconvergence_message
-from ..laplace._spec import Params
+from ..families import Family
+from ..fit import converged, nonconvergence_message
+from ..spec import Params
 
 __all__ = ["FitResult"]
 
@@ -121,8 +122,7 @@ class FitResult:
         for note in notes:
             msgs.append(note)
             warnings.warn(note, stacklevel=3)
-        object.__setattr__(fit, "messages", tuple(msgs))
-        return fit
+        return dataclasses.replace(fit, messages=tuple(msgs))
 
     # -- convergence -------------------------------------------------------------------
     @property
@@ -149,13 +149,11 @@ class FitResult:
         """A variance at (numerically) zero: lme4's isSingular on the Cholesky diagonals."""
         spec = self.model.spec
         sc = 1.0 if spec.profiled or self.sigma_ is None else self.sigma_
-        diag = []
-        off = 0
+        off, out = 0, False
         for c in spec.covs:
-            th = self.theta[off: off + c.n_theta]
-            diag += [abs(th[i]) / sc for i in c.diag_theta]
+            out = out or c.is_singular(self.theta[off: off + c.n_theta], sc, SINGULAR_TOL)
             off += c.n_theta
-        return bool(diag) and min(diag) < SINGULAR_TOL
+        return out
 
     # -- fixed effects -----------------------------------------------------------------
     @property
@@ -183,7 +181,7 @@ class FitResult:
         if self.is_lmm:
             if ddf is None or str(ddf).lower() == "lme4":
                 return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": stat}, index=self.fixef.index)
-            from ..inference._ddf import ddf_coef_table
+            from ..inference import ddf_coef_table
 
             return ddf_coef_table(self, ddf)
         p = 2 * stats.norm.sf(np.abs(stat))
@@ -256,7 +254,8 @@ class FitResult:
         if len(self.model.disp_names) != 1:
             return {}
         return {k: float(np.asarray(v).reshape(-1)[0])
-                for k, v in fam.dispersion_parameters(jnp.asarray(self.disp_fixef.values[:1]), jnp.asarray(self.extra)).items()}
+                for k, v in fam.dispersion_parameters(jnp.asarray(self.disp_fixef.values[:1]),
+                                                      jnp.asarray(self.extra)).items()}
 
     @property
     def dispersion(self):
@@ -401,13 +400,13 @@ class FitResult:
     def confint(self, method="profile", level=0.95, parm=None, *, oldnames=True) -> pd.DataFrame:
         """Confidence intervals as lme4's confint(): "profile" (likelihood profile; REML fits
         are profiled on the ML deviance, as lme4) or "wald" (see glmmjax.inference.confint)."""
-        from ..inference._confint import confint
+        from ..inference import confint
 
         return confint(self, method=method, level=level, parm=parm, oldnames=oldnames)
 
     def profile(self, parm=None, **kwargs) -> pd.DataFrame:
         """The likelihood profiles (parameter, value, zeta, ...), as lme4's profile()."""
-        from ..inference._profile import profile
+        from ..inference import profile
 
         return profile(self, parm=parm, **kwargs)
 

@@ -17,7 +17,8 @@ import pandas as pd
 
 __all__ = ["Summary", "format_r", "abbreviate", "format_pval", "deparse_formula"]
 
-SIGNIF_LEGEND = "Signif. codes:  0 \u2018***\u2019 0.001 \u2018**\u2019 0.01 \u2018*\u2019 0.05 \u2018.\u2019 0.1 \u2018 \u2019 1"
+SIGNIF_LEGEND = ("Signif. codes:  0 \u2018***\u2019 0.001 \u2018**\u2019 0.01 \u2018*\u2019 0.05 "
+                 "\u2018.\u2019 0.1 \u2018 \u2019 1")
 _DIGITS = 4          # lme4 / glmmTMB print with max(3, getOption("digits") - 3) = 4
 _EPS = np.finfo(float).eps
 
@@ -153,7 +154,8 @@ def abbreviate(name: str, minlength: int = 4) -> str:
 
 
 # -- formulas --------------------------------------------------------------------------------
-_TOKEN = re.compile(r"\s*(%[^%]*%|\|\||==|!=|<=|>=|[~+\-*/|,():^=<>]|`[^`]*`|\"[^\"]*\"|'[^']*'|[^\s~+\-*/|,():^=<>%]+)")
+_TOKEN = re.compile(r"\s*(%[^%]*%|\|\||==|!=|<=|>=|[~+\-*/|,():^=<>]|`[^`]*`|\"[^\"]*\"|'[^']*'|"
+                    r"[^\s~+\-*/|,():^=<>%]+)")
 
 
 def deparse_formula(formula: str) -> str:
@@ -293,7 +295,7 @@ class Summary:
 
     @property
     def _data_name(self):
-        return getattr(self._model, "data_name", None)
+        return self._model.data_name
 
     @property
     def _formula(self) -> str:
@@ -578,7 +580,8 @@ class Summary:
         fit = self.fit
         lines = []
         if fit.is_lmm:
-            lines.append("Linear mixed model fit by " + ("REML ['lmerMod']" if fit.reml else "maximum likelihood  ['lmerMod']"))
+            lines.append("Linear mixed model fit by "
+                         + ("REML ['lmerMod']" if fit.reml else "maximum likelihood  ['lmerMod']"))
         else:
             lines.append("Generalized linear mixed model fit by maximum likelihood (Laplace Approximation)")
             lines.append(self._family_line())

@@ -91,7 +91,8 @@ CLASSES = {c.name: c for c in [
                             zip((0.3, 0.5, 0.8, 0.0, 1.2), (0.2, 0.2, 0.2, 0.1, 0.3), (1.0, 2.0, 3.0, 1.5, 5.0))),
                designs=("zinb_20", "zinb_30", "zinb_40", "small", "few_large")),
     ModelClass("gauss_disp", "y ~ x + (1|g)", "gaussian", "glmmTMB", disp="~x",
-               params=tuple(dict(sd=s, dslope=d) for s, d in zip((0.0, 0.2, 0.6, 1.0, 3.0), (0.5, -0.3, 0.8, 0.0, 0.4)))),
+               params=tuple(dict(sd=s, dslope=d)
+                            for s, d in zip((0.0, 0.2, 0.6, 1.0, 3.0), (0.5, -0.3, 0.8, 0.0, 0.4)))),
     ModelClass("nb2_disp", "y ~ x + (1|g)", "nbinom2", "glmmTMB", disp="~x",
                params=tuple(dict(sd=s, theta=t, dslope=d) for s, t, d in
                             zip(GLMM_SD, (1.0, 2.0, 5.0, 1.0, 3.0), (0.5, -0.5, 0.3, 0.0, 0.8)))),

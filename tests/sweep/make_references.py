@@ -24,7 +24,8 @@ from sweep.generate import dataset_ids, generate, model_row  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="", help="refit only the datasets whose id starts with this (merged into the table)")
+    ap.add_argument("--only", default="",
+                    help="refit only the datasets whose id starts with this (merged into the table)")
     args = ap.parse_args()
     ids = [i for i in dataset_ids() if i.startswith(args.only)]
     rows = []

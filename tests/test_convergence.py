@@ -16,7 +16,6 @@ import glmmjax as gj
 from glmmjax.fit._asymptote import asymptotes
 from glmmjax.fit._convergence import converged
 from glmmjax.fit._lbfgs import Boundary, lbfgs
-
 from reference import load_reference
 
 OPTS = dict(gtol=1e-9, ftol=1e-15, maxiter=200, memory=10)

@@ -10,7 +10,7 @@ is, by the ``hessian`` argument:
   is how glmmTMB's standard errors are made (TMB's sdreport differentiates the autodiff
   gradient numerically, with optimHess). Truncation error ~h^2 relative, rounding ~1e-12/h
   (the mode's tolerance), so ~1e-8 in float64: standard errors agree with the exact
-  Hessian's to ~1e-7 (tests/test_engine.py). It costs 2 p gradient evaluations. With the
+  Hessian's to ~1e-7 (tests/test_objective.py). It costs 2 p gradient evaluations. With the
   default optimizer ("lbfgs") they are made by the optimizer's own loop after it stops
   (fit_arrays(..., hessian=True), see fit/_lbfgs.py) and passed in as ``hess``, so that
   the gradient is in one compiled program per model (benchmarks/bench_compile.py times the
@@ -18,8 +18,8 @@ is, by the ``hessian`` argument:
 * "autodiff": jax.jacfwd of jax.grad of the objective with two implicit Newton steps,
   which makes the second derivatives exact. It differentiates the family's log-density
   four times in the linear predictor, which for families with lgamma terms (nbinom1, say)
-  makes the compiled Hessian several times larger and slower to compile (measured 46 s
-  against 10 s for "fd" for an nbinom1 model with two crossed factors).
+  makes the compiled Hessian several times larger and slower to compile than "fd"'s
+  (measured for an nbinom1 model with two crossed factors: benchmarks/README.md).
 LMMs: the PLS solution at theta-hat, sigma, (X'V^{-1}X)^{-1} sigma^2 as lme4's vcov.
 """
 from __future__ import annotations
@@ -29,19 +29,25 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from ..laplace import _blocked as blk
-from ..laplace._glmm import _eta, _fixed, laplace_nll, loglik_terms
-from ..laplace._lmm import half_deviance, lmm_solution
-from ..laplace._spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
-from ..fit._fit import fit_arrays
-from ..fit._lbfgs import fd_hessian, fd_steps
-from ..fit._optimize import OptimizerOptions
+from ..laplace import (
+    factorize,
+    inverse_diag_blocks,
+    laplace_nll,
+    lmm_solution,
+    loglik_terms,
+    predictors,
+    solution_deviance,
+)
+from ..spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
+from ._fit import fit_arrays
+from ._lbfgs import fd_hessian, fd_steps
+from ._optimize import OptimizerOptions
 
-__all__ = ["glmm_post", "lmm_post"]
+__all__ = ["HESSIANS", "glmm_post", "lmm_post", "fit_and_post"]
 
 
 def _modes_and_condvar(spec, Ls, u, F, scale2=1.0):
-    Hinv = blk.inverse_diag_blocks(spec.layout, F)
+    Hinv = inverse_diag_blocks(spec.layout, F)
     b = tuple(ub @ L.T for ub, L in zip(u, Ls))
     cv = tuple(scale2 * jnp.einsum("ik,mkl,jl->mij", L, Hi, L) for L, Hi in zip(Ls, Hinv))
     return b, cv
@@ -73,14 +79,14 @@ def glmm_post(spec: ModelSpec, data: ModelData, x, u, hessian: str = "fd", hess=
     prm = Params.unpack(spec, x)
     Ls = cholesky_factors(spec, prm.thetas)
     Zl = scaled_z(data, Ls)
-    etas = _eta(spec, data, _fixed(spec, data, prm), Zl, u)
+    etas = predictors(spec, data, prm, Zl, u)
     eta = etas[0] if isinstance(etas, tuple) else etas
     out = dict(grad=grad, hess=hess, eta=eta, Ls=Ls, u=u)
     if isinstance(etas, tuple):
         out["zi_eta"] = etas[1]
     if spec.nblocks:
         _, _, d2 = loglik_terms(spec, data, etas, prm, eta_only=True)
-        F = blk.factorize(spec.layout, Zl, data.codes, -d2)
+        F = factorize(spec.layout, Zl, data.codes, -d2)
         out["b"], out["condvar"] = _modes_and_condvar(spec, Ls, u, F)
     else:
         out["b"], out["condvar"] = (), ()
@@ -92,18 +98,18 @@ def lmm_post(spec: ModelSpec, data: ModelData, theta):
     # one factorization: the objective, its gradient and the solution's pieces together
     def objective(t):
         sol = lmm_solution(spec, t, data)
-        return half_deviance(spec.reml, sol, data), {k: v for k, v in sol.items() if k not in ("n", "p")}
+        return 0.5 * solution_deviance(spec.reml, sol, data), sol
 
     (obj, s), grad = jax.value_and_grad(objective, has_aux=True)(theta)
     n, p = data.X.shape
-    sigma2 = s["pwrss"] / (n - p if spec.reml else n)
-    LXinv = jax.scipy.linalg.solve_triangular(s["LX"], jnp.eye(p, dtype=theta.dtype), lower=True)
+    sigma2 = s.pwrss / (n - p if spec.reml else n)
+    LXinv = jax.scipy.linalg.solve_triangular(s.LX, jnp.eye(p, dtype=theta.dtype), lower=True)
     vcov = sigma2 * (LXinv.T @ LXinv)
-    b, cv = _modes_and_condvar(spec, s["Ls"], s["u"], s["F"], sigma2)
-    dev_ml = 2.0 * half_deviance(False, s, data)
-    eta = data.y - s["resid"]
-    return dict(objective=obj, grad=grad, beta=s["beta"], sigma=jnp.sqrt(sigma2), vcov=vcov, b=b, condvar=cv,
-                Ls=s["Ls"], u=s["u"], eta=eta, deviance_ml=dev_ml, pwrss=s["pwrss"])
+    b, cv = _modes_and_condvar(spec, s.Ls, s.u, s.F, sigma2)
+    dev_ml = solution_deviance(False, s, data)
+    eta = data.y - s.resid
+    return dict(objective=obj, grad=grad, beta=s.beta, sigma=jnp.sqrt(sigma2), vcov=vcov, b=b, condvar=cv,
+                Ls=s.Ls, u=s.u, eta=eta, deviance_ml=dev_ml, pwrss=s.pwrss)
 
 
 @partial(jax.jit, static_argnames=("spec", "opts", "glm_start", "hessian"))

@@ -1,10 +1,10 @@
-"""The objective itself: autodiff gradients, models without random effects, float32, and
-the errors bad input gets."""
+"""The objective itself: autodiff gradients and Hessians, models without random effects,
+float32, offsets and weights, zero-inflation identities, the optimizers and the LMM's
+cross-product form. (The errors bad input gets: test_input_errors.py.)"""
 from __future__ import annotations
 
 import jax
 import numpy as np
-import pandas as pd
 import pytest
 
 import glmmjax as gj
@@ -41,8 +41,8 @@ def test_difference_hessian_matches_the_exact_hessian(reference_fit, ref_id):
     post-fit pass (what the other optimizers use). The machinery is family-agnostic; cbpp's
     binomial model keeps the exact (fourth-order) autodiff Hessian quick to compile (the
     lgamma terms of nbinom2 take several times longer)."""
+    from glmmjax.fit._post import glmm_post
     from glmmjax.laplace._glmm import zero_modes
-    from glmmjax.results._post import glmm_post
 
     _, fit, _ = reference_fit(ref_id)
     model = fit.model
@@ -114,81 +114,6 @@ def test_float32_fit_close_to_float64():
 
 # -- bad input ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def sleep():
-    return gj.datasets.load("sleepstudy")
-
-
-@pytest.mark.parametrize("formula, family, message", [
-    ("Reaction ~ Dayz + (1|Subject)", "gaussian", "Dayz"),
-    ("Reaction ~ Days + (1|Subjekt)", "gaussian", "Subjekt"),
-    ("Reaction ~ Days + (1|Subject", "gaussian", "parenthes"),
-    ("Reaction ~ Days + (|Subject)", "gaussian", "left-hand side of '\\|'"),
-])
-def test_formula_errors(sleep, formula, family, message):
-    with pytest.raises(ValueError, match=message):
-        gj.GLMM(formula, sleep, family)
-
-
-def test_response_outside_support():
-    grouse = gj.datasets.load("grouseticks")
-    bad = grouse.assign(TICKS=grouse["TICKS"] - 1)
-    with pytest.raises(ValueError, match="negative"):
-        gj.GLMM("TICKS ~ YEAR + (1|LOCATION)", bad, "poisson")
-    with pytest.raises(ValueError, match="integer"):
-        gj.GLMM("TICKS ~ YEAR + (1|LOCATION)", grouse.assign(TICKS=grouse["TICKS"] + 0.5), "nbinom2")
-    petrol = gj.datasets.load("petrol")
-    with pytest.raises(ValueError, match=r"\(0, 1\)|\(0,1\)"):
-        gj.GLMM("Y ~ EP + (1|No)", petrol, "beta")
-    with pytest.raises(ValueError, match="positive|> 0|<= 0"):
-        gj.GLMM("EP ~ Y + (1|No)", petrol.assign(EP=petrol["EP"] - 300), "Gamma")
-    cbpp = gj.datasets.load("cbpp")
-    with pytest.raises(ValueError, match="trials|size|exceed|greater"):
-        gj.GLMM("cbind(incidence, size - incidence - 30) ~ period + (1|herd)", cbpp, "binomial")
-
-
-def test_grouping_factor_with_one_level(sleep):
-    one = sleep.assign(g="a")
-    with pytest.raises(ValueError, match="1 level"):
-        gj.GLMM("Reaction ~ Days + (1|g)", one)
-
-
-def test_too_many_random_effects_for_an_lmm(sleep):
-    d = sleep.assign(obs=np.arange(len(sleep)).astype(str))
-    with pytest.raises(ValueError, match="number of observations"):
-        gj.GLMM("Reaction ~ Days + (1|obs)", d)
-    # as lme4, the check is per term, so Exam's (1|school/student) with 4055 levels for 4059 rows fits
-
-
-def test_missing_values_dropped_with_warning(sleep):
-    d = sleep.copy()
-    d.loc[[0, 5], "Reaction"] = np.nan
-    with pytest.warns(UserWarning, match="2"):
-        model = gj.GLMM("Reaction ~ Days + (1|Subject)", d)
-    assert model.design.nobs == len(d) - 2
-
-
-def test_option_errors(sleep):
-    grouse = gj.datasets.load("grouseticks")
-    with pytest.raises(ValueError, match="REML"):
-        gj.GLMM("TICKS ~ YEAR + (1|LOCATION)", grouse, "poisson", reml=True)
-    with pytest.raises(ValueError, match="dispersion"):
-        gj.GLMM("TICKS ~ YEAR + (1|LOCATION)", grouse, "poisson", disp="~YEAR")
-    with pytest.raises(ValueError, match="family"):
-        gj.GLMM("Reaction ~ Days + (1|Subject)", sleep, "poison")
-    with pytest.raises(TypeError, match="instance"):
-        gj.GLMM("Reaction ~ Days + (1|Subject)", sleep, gj.families.Poisson)
-    with pytest.raises(ValueError, match="start"):
-        gj.GLMM("Reaction ~ Days + (1|Subject)", sleep).fit(start=[1.0, 2.0, 3.0])
-
-
-def test_non_finite_objective_is_an_error_not_nan():
-    grouse = gj.datasets.load("grouseticks")
-    model = gj.GLMM("TICKS ~ YEAR + (1|LOCATION)", grouse, "poisson")
-    with pytest.raises(FloatingPointError, match="non-finite"):
-        model.fit(start=[1e3, 0.0, 0.0, 1.0])
-
-
 def test_offset_shifts_the_intercept():
     grouse = gj.datasets.load("grouseticks").assign(two=2.0)
     base = gj.glmm("TICKS ~ YEAR + (1|LOCATION)", grouse, family="poisson")
@@ -234,12 +159,6 @@ def test_zero_inflated_predictions(reference_fit):
     assert zeros == pytest.approx(p + (1 - p) * np.mean(np.exp(-mu)), abs=0.03)
 
 
-def test_zero_inflation_needs_a_count_family():
-    petrol = gj.datasets.load("petrol")
-    with pytest.raises(ValueError, match="zero-inflation"):
-        gj.GLMM("yield ~ EP + (1|No)", petrol, "beta", zi="~1")
-
-
 def test_optimizers_reach_the_same_optimum(reference_fit):
     _, fit, _ = reference_fit("grouseticks_glmer_pois_loc")
     for method in ("optax-lbfgs", "bfgs"):
@@ -275,7 +194,8 @@ def test_lmm_crossproduct_objective_equals_the_explicit_one(reference_fit, ref_i
     by_cp = jax.jit(jax.value_and_grad(lmm_objective_crossproducts, argnums=1), static_argnums=0)
     by_resid = jax.jit(jax.value_and_grad(lmm_objective, argnums=1), static_argnums=0)
     rng = np.random.default_rng(3)
-    for theta in [fit.x] + [fit.x * rng.uniform(0.3, 2.0, fit.x.size) + rng.normal(0, 0.1, fit.x.size) for _ in range(3)]:
+    for theta in [fit.x] + [fit.x * rng.uniform(0.3, 2.0, fit.x.size) + rng.normal(0, 0.1, fit.x.size)
+                            for _ in range(3)]:
         theta = jax.numpy.asarray(theta)
         (v1, g1), (explicit, g2) = by_cp(spec, theta, cp), by_resid(spec, theta, data)
         explicit = float(explicit)

@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 
 import glmmjax as gj
-
 from reference import random_sds
 
 EXTRA_DIR = Path(__file__).resolve().parent / "fixtures" / "reference_extra"
@@ -161,7 +160,8 @@ def test_zero_inflation_coefficients(extra_fit, ref_id):
     _assert_coefficients(fit.zi_fixef, fit.zi_se, ref, "zi_coefficients")
 
 
-@pytest.mark.parametrize("ref_id", _ids("disp", [i for i in IDS if REFS[i].get("disp_coefficients") and i not in R_SHORT]))
+@pytest.mark.parametrize("ref_id", _ids("disp", [i for i in IDS
+                                                 if REFS[i].get("disp_coefficients") and i not in R_SHORT]))
 def test_dispersion_coefficients(extra_fit, ref_id):
     ref, fit = extra_fit(ref_id)
     _assert_coefficients(fit.disp_fixef, fit.disp_se, ref, "disp_coefficients")

@@ -6,7 +6,7 @@ frequencies, response checks. Model level: glmmTMB 1.1.5 fits (and, for lognorma
 glmmTMB 1.1.5 lacks, a TMB fit of the later glmmTMB's lognormal likelihood) made by
 tests/fixtures/reference_extra/make_refs_families_a.R, in families_a/ there.
 
-Reference tolerances as in test_reference_extra.py: the objective at glmmTMB's estimates
+Reference tolerances as in test_reference_zi_disp_families.py: the objective at glmmTMB's estimates
 equal to glmmTMB's to 1e-8 relative; logLik at least glmmTMB's minus 2e-3; conditional,
 zero-inflation and dispersion coefficients within 0.02 of glmmTMB's SE; SEs within 2%;
 random-effect SDs and dispersion parameters within 2% (+ 2e-3 absolute for SDs).
@@ -41,7 +41,6 @@ from glmmjax.families import (
     get_family,
 )
 from glmmjax.families._zero_inflation import zero_inflated_loglik
-
 from reference import random_sds
 
 LINKINV = {
@@ -237,7 +236,7 @@ def test_betabinomial_large_phi_tends_to_binomial():
 
 def test_lognormal_integrates_to_one_with_mean_mu_and_sd_phi():
     # one call on the nodes of a double-exponential rule (step 1/64 in t) on (0, inf)
-    from test_families import _de_nodes
+    from test_families_core import _de_nodes
 
     x, w = _de_nodes((0.0, np.inf), 1.0 / 64)
     fam = Lognormal()
@@ -292,7 +291,8 @@ def test_zi_probability_to_zero_is_the_base_family(fam, base, y, size):
     # zi_eta = -50: log(1 - p) = -2e-22 and p f(0) terms vanish below double precision; the
     # positive part of ziGamma is the Gamma family exactly
     for eta, d in [(0.3, 0.5), (-1.0, 2.0)]:
-        np.testing.assert_allclose(_ll(fam, y, eta, d, size, zi_eta=-50.0), _ll(base, y, eta, d, size), rtol=1e-14, atol=0)
+        np.testing.assert_allclose(_ll(fam, y, eta, d, size, zi_eta=-50.0), _ll(base, y, eta, d, size), rtol=1e-14,
+                                   atol=0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def test_zi_probability_to_zero_is_the_base_family(fam, base, y, size):
 def test_derivatives_match_finite_differences(case):
     # all parameter values of a case in one call: rows at (eta, d), (eta +- h, d), (eta, d +- 1e-5).
     # Log links (logit for betabinomial) only: each case compiles its second derivatives, and the
-    # other links enter through the link code of the existing families (test_families.py)
+    # other links enter through the link code of the existing families (test_families_core.py)
     fam, y, params, size, _ = case
     n, p = y.size, len(params)
     eta = np.array([q[0] for q in params])
@@ -348,7 +348,7 @@ def test_tails_are_finite(fam, y, size, etas, d):
 # ---------------------------------------------------------------------------------------
 # samplers
 # ---------------------------------------------------------------------------------------
-N_DRAWS = 200_000   # the length test_families.py draws, so compiled samplers are shared
+N_DRAWS = 200_000   # the length test_families_core.py draws, so compiled samplers are shared
 
 SAMPLE_CASES = [
     (TruncatedPoisson(), 1.2, 0.0, None),
@@ -402,7 +402,8 @@ def test_sample_moments(fam, eta, d, size):
 
 
 @pytest.mark.parametrize("fam,eta,d", [(TruncatedPoisson(), -3.0, 0.0), (TruncatedNBinom2(), 1.0, np.log(0.7)),
-                                       (TruncatedNBinom1(), 0.5, np.log(2.5))], ids=lambda v: repr(v) if hasattr(v, "link") else "")
+                                       (TruncatedNBinom1(), 0.5, np.log(2.5))],
+                         ids=lambda v: repr(v) if hasattr(v, "link") else "")
 def test_truncated_sample_frequencies(fam, eta, d):
     # frequencies of y = 1..30 within 5 binomial standard errors of the truncated pmf
     y = _draws(fam, eta, d, None, seed=1)
@@ -478,7 +479,8 @@ def test_model_errors(small_data):
             gj.GLMM("y ~ x + (1|g)", df, family=fam)
         gj.GLMM("y ~ x + (1|g)", df, family=fam, zi="~1")            # the hurdle model is fine
         gj.GLMM("y ~ x + (1|g)", df[df.y > 0], family=fam)            # and so are positive counts
-    with pytest.raises(ValueError, match="zero-inflation .* needs a count or binomial family .*lognormal family is continuous"):
+    with pytest.raises(ValueError,
+                       match="zero-inflation .* needs a count or binomial family .*lognormal family is continuous"):
         gj.GLMM("y ~ x + (1|g)", df.assign(y=df.y + 1.0), family="lognormal", zi="~1")
     with pytest.raises(ValueError, match="strictly positive"):
         gj.GLMM("y ~ x + (1|g)", df, family="lognormal")
@@ -605,7 +607,7 @@ def test_coefficients(ref_fit, ref_id):
 @pytest.mark.parametrize("ref_id", FITTED)
 def test_random_effect_sds_and_dispersion(ref_fit, ref_id):
     # betabinom_cbpp's herd SD is at the boundary (glmmTMB 1.4e-4, glmmjax ~1e-8): the
-    # absolute 2e-3 covers it, as in test_reference_extra.py
+    # absolute 2e-3 covers it, as in test_reference_zi_disp_families.py
     ref, fit = ref_fit(ref_id)
     vc = fit.varcorr
     ours = {(r.group, r.term1): r.sd for r in vc.itertuples() if pd.isna(r.term2) and r.group != "Residual"}

@@ -98,16 +98,19 @@ CASES = [
     (Poisson(), Y_COUNTS, [(0.0, 0, []), (-2.0, 0, []), (3.1, 0, [])], None, _ref_poisson),
     (Poisson("identity"), Y_COUNTS, [(0.7, 0, []), (12.0, 0, [])], None, _ref_poisson),
     (Poisson("sqrt"), Y_COUNTS, [(0.7, 0, []), (4.0, 0, [])], None, _ref_poisson),
-    (NegativeBinomial2(), Y_COUNTS, [(0.0, 0.0, []), (2.2, -0.62, []), (-1.0, 1.5, []), (3.0, 4.0, [])], None, _ref_nbinom2),
+    (NegativeBinomial2(), Y_COUNTS, [(0.0, 0.0, []), (2.2, -0.62, []), (-1.0, 1.5, []), (3.0, 4.0, [])], None,
+     _ref_nbinom2),
     (NegativeBinomial2("sqrt"), Y_COUNTS, [(1.5, 0.3, [])], None, _ref_nbinom2),
-    (NegativeBinomial1(), Y_COUNTS, [(0.0, 0.0, []), (2.2, -1.0, []), (-1.0, 1.5, []), (3.0, 2.0, [])], None, _ref_nbinom1),
+    (NegativeBinomial1(), Y_COUNTS, [(0.0, 0.0, []), (2.2, -1.0, []), (-1.0, 1.5, []), (3.0, 2.0, [])], None,
+     _ref_nbinom1),
     (Gamma(), Y_POS, [(0.5, 0.0, []), (2.0, 1.5, []), (0.1, -1.0, [])], None, _ref_gamma),
     (Gamma("log"), Y_POS, [(0.0, 0.0, []), (1.2, 2.5, []), (-1.0, -1.2, [])], None, _ref_gamma),
     (Gamma("identity"), Y_POS, [(1.0, 0.5, []), (5.0, 1.0, [])], None, _ref_gamma),
     (Beta(), Y_UNIT, [(0.0, 1.0, []), (-2.0, 3.0, []), (1.5, -0.5, []), (-5.18, 5.71, [])], None, _ref_beta),
     (Beta("probit"), Y_UNIT, [(0.3, 2.0, []), (-1.0, 0.5, [])], None, _ref_beta),
     (Beta("cloglog"), Y_UNIT, [(0.3, 2.0, []), (-1.0, 0.5, [])], None, _ref_beta),
-    (StudentT(), Y_REAL, [(0.0, 0.0, [np.log(3.0)]), (1.0, -0.5, [np.log(0.7)]), (-2.0, 1.0, [np.log(80.0)])], None, _ref_t),
+    (StudentT(), Y_REAL, [(0.0, 0.0, [np.log(3.0)]), (1.0, -0.5, [np.log(0.7)]), (-2.0, 1.0, [np.log(80.0)])], None,
+     _ref_t),
     (StudentT("log"), Y_REAL, [(0.2, 0.3, [np.log(5.0)])], None, _ref_t),
 ]
 
@@ -244,7 +247,8 @@ def _case_eval(case):
         d_all = np.concatenate([d, d, d, d + _FD_STEP, d - _FD_STEP, d, d])
         x_all = np.concatenate([x, x, x, x, x, x + _FD_STEP, x - _FD_STEP])
         out = _eval(fam, y, e_all, d_all, x_all, size, order=2)
-        _CASE_EVAL[key] = {k: (v.reshape((7, p) + v.shape[1:]) if isinstance(v, np.ndarray) else v) for k, v in out.items()}
+        _CASE_EVAL[key] = {k: (v.reshape((7, p) + v.shape[1:]) if isinstance(v, np.ndarray) else v)
+                           for k, v in out.items()}
     return _CASE_EVAL[key]
 
 
@@ -309,7 +313,8 @@ CONTINUOUS = [
     (Gamma(), [(0.5, 0.0, []), (2.0, 2.0, []), (0.3, -0.7, [])], (0.0, np.inf)),
     (Gamma("log"), [(1.0, 1.0, [])], (0.0, np.inf)),
     (Beta(), [(0.0, 1.0, []), (-1.0, 3.0, []), (1.5, 1.2, [])], (0.0, 1.0)),
-    (StudentT(), [(0.0, 0.0, [np.log(3.0)]), (1.0, 0.5, [np.log(1.5)]), (-1.0, -0.3, [np.log(50.0)])], (-np.inf, np.inf)),
+    (StudentT(), [(0.0, 0.0, [np.log(3.0)]), (1.0, 0.5, [np.log(1.5)]), (-1.0, -0.3, [np.log(50.0)])],
+     (-np.inf, np.inf)),
 ]
 
 
@@ -496,7 +501,8 @@ def test_derivatives_match_finite_differences(case):
         if fam.has_dispersion:
             gd = r["gd"][0, i]
             assert np.all(np.isfinite(gd))
-            np.testing.assert_allclose(gd, _fd(ll[3, i], ll[4, i], _FD_STEP), rtol=1e-6, atol=1e-6 * (1 + np.abs(gd).max()))
+            np.testing.assert_allclose(gd, _fd(ll[3, i], ll[4, i], _FD_STEP), rtol=1e-6,
+                                       atol=1e-6 * (1 + np.abs(gd).max()))
             # mixed second derivative (eta, disp) is also needed by a Laplace engine
             gde = r["gde"][0, i]
             assert np.all(np.isfinite(gde))
@@ -631,11 +637,13 @@ def test_dispersion_parameters():
     assert Poisson().dispersion_parameters(None, None) == {}
     assert Binomial().dispersion_parameters(None, None) == {}
     np.testing.assert_allclose(Gaussian().dispersion_parameters(jnp.log(4.0), None)["sigma"], 2.0)
-    np.testing.assert_allclose(NegativeBinomial2().dispersion_parameters(-0.623707941169982, None)["theta"], 0.535953464753565, rtol=1e-12)
+    np.testing.assert_allclose(NegativeBinomial2().dispersion_parameters(-0.623707941169982, None)["theta"],
+                               0.535953464753565, rtol=1e-12)
     np.testing.assert_allclose(NegativeBinomial1().dispersion_parameters(np.log(2.5), None)["phi"], 2.5)
     g = Gamma().dispersion_parameters(np.log(4.0), None)
     np.testing.assert_allclose([g["shape"], g["sigma"]], [4.0, 0.5])
-    np.testing.assert_allclose(Beta().dispersion_parameters(5.71119481313959, None)["phi"], 302.231963359793, rtol=1e-12)
+    np.testing.assert_allclose(Beta().dispersion_parameters(5.71119481313959, None)["phi"], 302.231963359793,
+                               rtol=1e-12)
     t = StudentT().dispersion_parameters(np.log(0.3), np.array([np.log(7.0)]))
     np.testing.assert_allclose([t["sigma"], t["df"]], [0.3, 7.0])
     assert isinstance(t["sigma"], float)
@@ -661,7 +669,8 @@ def test_initial_values(fam, eta, d, x, size, target):
     # (drawn with the N_DRAWS shape so the compiled samplers are shared; the first 20,000 are used)
     n = 20_000
     ex = jnp.asarray(np.asarray(x, float).reshape(fam.n_extra))
-    y = np.asarray(fam.sample(jax.random.PRNGKey(3), jnp.full(N_DRAWS, eta, jnp.float64), jnp.full(N_DRAWS, d, jnp.float64), ex, None))[:n]
+    y = np.asarray(fam.sample(jax.random.PRNGKey(3), jnp.full(N_DRAWS, eta, jnp.float64),
+                              jnp.full(N_DRAWS, d, jnp.float64), ex, None))[:n]
     assert y.shape == (n,)
     fam.check_response(y)
     mu = np.full(n, float(fam.mean(jnp.asarray(eta))))
@@ -699,7 +708,8 @@ def test_lgamma_diff_accuracy():
     m = aa.size
     got_all = np.asarray(lgamma_diff(jnp.asarray(_pad(yy, _LENGTHS[0])), jnp.asarray(_pad(aa, _LENGTHS[0]))))[:m]
     for k, (a, y) in enumerate(zip(aa.ravel(), yy.ravel())):
-        want = float(mpmath.loggamma(mpmath.mpf(float(y)) + mpmath.mpf(float(a))) - mpmath.loggamma(mpmath.mpf(float(a))))
+        want = float(mpmath.loggamma(mpmath.mpf(float(y)) + mpmath.mpf(float(a)))
+                     - mpmath.loggamma(mpmath.mpf(float(a))))
         got = float(got_all[k])
         assert abs(got - want) <= 1e-13 * max(1.0, abs(want)), (y, a, got, want)
     # the derivative with respect to a is continuous across the switch
@@ -754,7 +764,8 @@ def test_beta_with_one_shape_parameter_small_and_the_other_huge():
         a, b = mu * phi, (1 - mu) * phi
         want = -sps.betaln(a, b) + (a - 1) * np.log(y) + (b - 1) * np.log1p(-y)
         eta = np.log(mu) - np.log1p(-mu)
-        got = float(Beta().loglik(jnp.asarray([y]), jnp.asarray([eta]), jnp.asarray([np.log(phi)]), jnp.zeros(0), None)[0])
+        got = float(Beta().loglik(jnp.asarray([y]), jnp.asarray([eta]), jnp.asarray([np.log(phi)]), jnp.zeros(0),
+                                  None)[0])
         np.testing.assert_allclose(got, want, rtol=1e-9)
 
 
@@ -768,7 +779,8 @@ def test_host_links_equal_the_jax_links(name):
     if name in ("inverse", "sqrt"):
         eta = np.abs(eta) + 0.1
     np.testing.assert_allclose(link.host_linkfun(mu), np.asarray(link.linkfun(jnp.asarray(mu))), rtol=1e-13)
-    np.testing.assert_allclose(link.host_linkinv(eta), np.asarray(link.linkinv(jnp.asarray(eta))), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(link.host_linkinv(eta), np.asarray(link.linkinv(jnp.asarray(eta))), rtol=1e-13,
+                               atol=1e-300)
     assert link._host is not None
 
 

@@ -9,7 +9,7 @@ against finite differences, sampler moments and frequencies, float32, response c
 Model level: glmmTMB 1.1.5 fits of simulated data made by
 tests/fixtures/reference_extra/make_refs_families_b.R (in families_b/ there).
 
-Reference tolerances as in test_reference_extra.py: the objective at glmmTMB's estimates
+Reference tolerances as in test_reference_zi_disp_families.py: the objective at glmmTMB's estimates
 equal to glmmTMB's to 1e-8 relative; logLik at least glmmTMB's minus 2e-3; coefficients
 within 0.02 of glmmTMB's SE; SEs within 2%; random-effect SDs and dispersion within 2%
 (+ 2e-3 absolute for SDs).
@@ -33,7 +33,6 @@ import glmmjax as gj
 from glmmjax.families import ConwayMaxwellPoisson, GeneralizedPoisson, Poisson, get_family
 from glmmjax.families._compois import compois_log_z, compois_loglambda, compois_moments
 from glmmjax.families._zero_inflation import zero_inflated_loglik
-
 from reference import random_sds, tmb_parameters
 
 GP, CMP = GeneralizedPoisson(), ConwayMaxwellPoisson()

@@ -14,7 +14,7 @@ profiled out and the vector is theta alone, relative to sigma as lme4's.
 
 ModelData and Params are frozen dataclasses registered as pytrees with
 ``jax.tree_util.register_dataclass``: jax's own mechanism, which spares every process the
-import of equinox (0.28 s of a fresh process's start on a 2-core CPU).
+import of equinox, a noticeable part of a fresh process's start (benchmarks/README.md).
 """
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ from functools import partial
 
 import jax
 
-from ..families._base import Family
-from ._blocked import BlockLayout
+from ..families import Family
+from ._layout import BlockLayout
 
-__all__ = ["ModelSpec", "ModelData", "Params", "to_internal"]
+__all__ = ["ModelSpec", "ModelData", "Params", "to_internal", "cholesky_factors", "scaled_z"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class ModelSpec:
         off = self.slices()["theta"].start
         idx = []
         for c in self.covs:
-            idx += [off + i for i in c.diag_theta]
+            idx += [off + i for i in c.diagonal_index()]
             off += c.n_theta
         return tuple(idx)
 

@@ -8,7 +8,7 @@ derivatives against finite differences; float32; sampler moments; response check
 Model level: glmmTMB 1.1.5 fits made by
 tests/fixtures/reference_extra/make_refs_tweedie.R (in families_tweedie/ there).
 
-Reference tolerances as in test_reference_extra.py: the objective at glmmTMB's estimates
+Reference tolerances as in test_reference_zi_disp_families.py: the objective at glmmTMB's estimates
 equal to glmmTMB's to 1e-8 relative; logLik at least glmmTMB's minus 2e-3; coefficients
 (conditional, dispersion and the power parameter psi) within 0.02 of glmmTMB's SE; SEs within
 2%; random-effect SDs and dispersion parameters (phi, power) within 2%.
@@ -30,8 +30,18 @@ import scipy.stats as st
 import glmmjax as gj
 from glmmjax.families import Tweedie, get_family
 from glmmjax.families._special import digamma_pos, lgamma_pos
-from glmmjax.families._tweedie import (N_TERMS, SHORT_TERMS, _log_sum, _series_log_terms, _series_terms, log_w,
-                                       series_window, short_window, short_window_holds, tweedie_logpdf)
+from glmmjax.families._tweedie import (
+    N_TERMS,
+    SHORT_TERMS,
+    _log_sum,
+    _series_log_terms,
+    _series_terms,
+    log_w,
+    series_window,
+    short_window,
+    short_window_holds,
+    tweedie_logpdf,
+)
 from glmmjax.families._zero_inflation import zero_inflated_loglik
 
 REF_DIR = Path(__file__).resolve().parent / "fixtures" / "reference_extra" / "families_tweedie"
@@ -266,7 +276,8 @@ def test_short_window_holds_the_series_or_the_full_window_is_used():
                                                  SHORT_TERMS), lo)
         assert bool(np.all(h)) == all_hold
         want = np.array([full_log_w(v, ph, 1.5) - np.log(v) if v > 0 else 0.0 for v in ys])
-        np.testing.assert_allclose(series(jnp.asarray(ys), jnp.asarray(lp), jnp.asarray(pp)), want, rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(series(jnp.asarray(ys), jnp.asarray(lp), jnp.asarray(pp)), want, rtol=1e-13,
+                                   atol=1e-13)
 
 
 # ---------------------------------------------------------------------------------------
