@@ -24,8 +24,13 @@ The file's key is everything the trace depends on:
 A static argument that cannot be described this way (for example a user-defined family, whose
 code is not in the digest) is not cached; it is traced as usual.
 
+Each file starts with a header holding its key and the sha256 of the serialized module; a
+file whose header does not match (damaged, truncated, or another computation's artefact
+under this name) is removed, with a warning, and the function is traced as usual. The
+directory must be private to the user: an artefact is a program that glmmjax runs.
+
 The cache is used only on CPU, the backend it is tested on. ``GLMMJAX_TRACE_CACHE=0`` turns it
-off. A file that cannot be read is removed and the function is traced as usual.
+off.
 """
 from __future__ import annotations
 
@@ -158,7 +163,7 @@ def _runner(directory: Path, fn, static: dict, treedef, leaves, avals):
     key = hashlib.sha256("\n".join([_environment(), f"{fn.__module__}.{name}", desc, str(treedef),
                                     repr(avals)]).encode()).hexdigest()[:40]
     path = directory / f"{name}-{key}.jaxexp"
-    exported = _read(path)
+    exported = _read(path, key)
     if exported is None:
         def flat(*xs):
             args, kwargs = jax.tree.unflatten(treedef, xs)
@@ -169,28 +174,46 @@ def _runner(directory: Path, fn, static: dict, treedef, leaves, avals):
             blob = exported.serialize()
         except Exception:  # something jax.export does not take: trace as usual, every time
             return False
-        _write(path, blob)
+        _write(path, key, blob)
     return jax.jit(exported.call)
 
 
-def _read(path: Path):
+_MAGIC = b"glmmjax-trace-v1"
+
+
+def _read(path: Path, key: str):
+    """The exported computation stored at ``path`` for ``key``, or None (none stored, or a
+    file that fails its checks: removed, with a warning)."""
     if not path.exists():
         return None
     try:
-        return jax.export.deserialize(bytearray(path.read_bytes()))
-    except Exception:  # a damaged or foreign file: drop it, trace again
+        raw = path.read_bytes()
+        magic, file_key, digest, blob = raw.split(b"\n", 3)
+        ok = magic == _MAGIC and file_key.decode() == key and digest.decode() == hashlib.sha256(blob).hexdigest()
+    except (OSError, ValueError, UnicodeDecodeError):
+        ok, blob = False, b""
+    if ok:
         try:
-            path.unlink()
-        except OSError:
-            pass
-        return None
+            return jax.export.deserialize(bytearray(blob))
+        except Exception:
+            ok = False
+    from ._warnings import GlmmjaxWarning, warn
+
+    warn(f"glmmjax's trace cache file {path} is damaged or holds another computation; it was removed and the fit "
+         "is traced again", GlmmjaxWarning)
+    try:
+        path.unlink()
+    except OSError:
+        pass
+    return None
 
 
-def _write(path: Path, blob) -> None:
+def _write(path: Path, key: str, blob) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(bytes(blob))
+        blob = bytes(blob)
+        tmp.write_bytes(b"\n".join([_MAGIC, key.encode(), hashlib.sha256(blob).hexdigest().encode(), blob]))
         os.replace(tmp, path)
     except OSError:  # a read-only or full cache directory: the fit goes on without it
         pass

@@ -91,20 +91,42 @@ def test_static_arguments_are_described_field_by_field_or_not_cached():
     assert tc.describe(gj.GLMM("TICKS ~ YEAR + (1|LOCATION)", g, family="poisson").spec) is not None
 
 
-def test_a_damaged_file_is_replaced(tmp_path, monkeypatch):
-    monkeypatch.setattr(tc, "_directory", lambda: tmp_path)
-    d = gj.datasets.load("sleepstudy")
+def _fit(formula, d, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f1 = gj.glmm("Reaction ~ Days + (1|Subject)", d)
-        files = sorted(tmp_path.iterdir())
-        assert [p.name.split("-")[0] for p in files] == ["fit_and_post"]
-        for p in files:
-            p.write_bytes(b"not a jax.export artefact")
-        tc._memo.clear()
+        return gj.glmm(formula, d, **kw)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_file_is_removed_with_a_warning_and_replaced(tmp_path, monkeypatch, damage):
+    monkeypatch.setattr(tc, "_directory", lambda: tmp_path)
+    monkeypatch.setattr(tc, "_memo", {})
+    d = gj.datasets.load("sleepstudy")
+    f1 = _fit("Reaction ~ Days + (1|Subject)", d)
+    (path,) = sorted(tmp_path.iterdir())
+    assert path.name.startswith("fit_and_post-")
+    good = path.read_bytes()
+    path.write_bytes(b"not a jax.export artefact" if damage == "garbage" else good[: len(good) // 2])
+    tc._memo.clear()
+    with pytest.warns(gj.GlmmjaxWarning, match="trace cache file .* is damaged or holds another computation"):
         f2 = gj.glmm("Reaction ~ Days + (1|Subject)", d)
     assert f2.loglik == f1.loglik
     np.testing.assert_array_equal(f2.fixef, f1.fixef)
-    for p in files:
-        assert p.read_bytes() != b"not a jax.export artefact"
-        assert tc._read(p) is not None
+    key = path.name[len("fit_and_post-"):-len(".jaxexp")]
+    assert tc._read(path, key) is not None       # traced again and written again, whole
+
+
+def test_another_models_artefact_under_this_name_is_not_run(tmp_path, monkeypatch):
+    # REML and ML fits of one design: the same shapes, different computations
+    monkeypatch.setattr(tc, "_directory", lambda: tmp_path)
+    monkeypatch.setattr(tc, "_memo", {})
+    d = gj.datasets.load("sleepstudy")
+    reml = _fit("Reaction ~ Days + (1|Subject)", d)
+    (reml_path,) = sorted(tmp_path.iterdir())
+    ml = _fit("Reaction ~ Days + (1|Subject)", d, reml=False)
+    (ml_path,) = [p for p in tmp_path.iterdir() if p != reml_path]
+    ml_path.write_bytes(reml_path.read_bytes())          # the REML artefact where the ML one belongs
+    tc._memo.clear()
+    with pytest.warns(gj.GlmmjaxWarning, match="damaged or holds another computation"):
+        again = gj.glmm("Reaction ~ Days + (1|Subject)", d, reml=False)
+    assert again.loglik == ml.loglik and again.loglik != reml.loglik
