@@ -30,6 +30,7 @@ from . import datasets as datasets  # noqa: E402
 from . import families as families  # noqa: E402
 from ._model import GLMM as GLMM  # noqa: E402
 from ._model import glmm as glmm  # noqa: E402
+from ._warnings import ConvergenceWarning, DataWarning, GlmmjaxWarning, SingularFitWarning  # noqa: E402
 from .results import FitResult as FitResult  # noqa: E402
 
 # glmmjax.inference (and scipy.stats with it) is imported on first use: a fresh process that
@@ -47,5 +48,5 @@ def __getattr__(name):
 
 
 __all__ = ["GLMM", "glmm", "FitResult", "datasets", "families", "inference", "anova", "Anova", "emmeans",
-           "r2_nakagawa"]
+           "r2_nakagawa", "GlmmjaxWarning", "ConvergenceWarning", "SingularFitWarning", "DataWarning"]
 __version__ = "0.1.0"

@@ -24,10 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._trace_cache import cached_call
+from ._warnings import DataWarning, warn
 from .design import fixed_matrix, make_blocks, make_design, order_blocks, response_arrays, submodel_design
 from .families import Family, get_family
 from .fit import HESSIANS, OptimizerOptions, asymptotes, fit_and_post, fit_batch, restart_points
-from .formula import parse_formula
+from .formula import deep_recursion, parse_formula
 from .laplace import laplace_nll, lmm_objective, zero_modes
 from .spec import BlockLayout, ModelData, ModelSpec, is_nested, is_rowwise, to_internal
 
@@ -59,20 +60,48 @@ def _check_arguments(fam: Family, zi, disp, dtype):
     return zi
 
 
-def _designs(formula, data, zi, disp, contrasts, weights, offset):
+def _designs(formula, data, zi, disp, contrasts, weights, offset, functions):
     """The model's design and, for a zero-inflation formula with random effects, the zero-inflation
     model's design on the same rows (``make_design`` drops rows missing any variable of the
     zi and dispersion formulas too)."""
     extra = tuple(f for f in (disp, zi) if f is not None)
-    design = make_design(formula, data, contrasts=contrasts, weights=weights, offset=offset, extra_formulas=extra)
+    design = make_design(formula, data, contrasts=contrasts, weights=weights, offset=offset, extra_formulas=extra,
+                         functions=functions)
     zi_design = None
     if zi is not None and parse_formula(zi).random:
-        zi_design = submodel_design(zi, data, design.rows, contrasts=contrasts)
+        zi_design = submodel_design(zi, data, design.positions, contrasts=contrasts, functions=functions)
     return design, zi_design
 
 
-def _check_response(fam: Family, y, size, zi):
+def _check_finite(design, blocks, what_X="the fixed-effects model matrix"):
+    """R's "NA/NaN/Inf in 'x'": every column of X and of the random-effect matrices, the
+    offsets and weights finite (missing values are dropped before; inf, e.g. log(0), is not)."""
+    mats = [(design.fixed_names, design.X, what_X)]
+    mats += [(b.columns, b.Z, f"the random-effect model matrix of ({' + '.join(b.columns)} | {b.group})")
+             for b in blocks]
+    for names, M, what in mats:
+        bad = ~np.isfinite(np.asarray(M, float))
+        if bad.any():
+            cols = [str(names[j]) for j in np.flatnonzero(bad.any(axis=0))]
+            raise ValueError(f"{what} has non-finite values (inf or NaN) in {', '.join(map(repr, cols))} "
+                             f"({int(bad.any(axis=1).sum())} rows); remove or correct those rows")
+    for vals, what in ((design.offset, "the offset"), (design.weights, "the weights")):
+        if not np.all(np.isfinite(np.asarray(vals, float))):
+            raise ValueError(f"{what} has non-finite values (inf or NaN) on "
+                             f"{int((~np.isfinite(np.asarray(vals, float))).sum())} rows")
+
+
+def _check_response(fam: Family, y, size, zi, p: int, blocks):
     fam.check_response(y, size if fam.trials else None)
+    n = len(y)
+    if not blocks and n <= p:
+        raise ValueError(f"the model has {p} fixed effects and only {n} rows (after dropping missing values): "
+                         "there is nothing left to estimate the error from")
+    if fam.discrete and zi is None and n and np.all(y == 0):
+        warn(f"the response is 0 on every row: the {fam.name} mean tends to 0 and the intercept to -infinity",
+             DataWarning)
+    elif fam.trials and n and np.all(y == size):
+        warn("every trial is a success: the probability tends to 1 and the intercept to +infinity", DataWarning)
     if zi is None and fam.zeros_need_zi and np.any(y == 0):
         raise ValueError(
             f"The response has {int(np.sum(y == 0))} zero(s), which the {fam.name} family gives "
@@ -105,16 +134,18 @@ def _check_identifiable(blocks, n: int, profiled: bool):
                         "probably unidentifiable")
 
 
-def _submodel_matrices(fam: Family, disp, zi, data, design, zi_design, profiled: bool):
+def _submodel_matrices(fam: Family, disp, zi, data, design, zi_design, profiled: bool, functions):
     """(Xd, names, info) of the dispersion model and (Xzi, names, info) of the zero-inflation
     model's fixed part, on the design's rows (empty when the model has none)."""
     n = design.nobs
     none = (np.zeros((n, 0)), (), None)
-    dispm = fixed_matrix(disp or "~1", data, design.rows) if fam.has_dispersion and not profiled else none
+    dispm = none
+    if fam.has_dispersion and not profiled:
+        dispm = fixed_matrix(disp or "~1", data, design.positions, functions=functions)
     if zi_design is not None:
         zim = (zi_design.X, zi_design.fixed_names, zi_design.fixed_info.fixed)
     elif zi is not None:
-        zim = fixed_matrix(zi, data, design.rows)
+        zim = fixed_matrix(zi, data, design.positions, functions=functions)
     else:
         zim = none
     return dispm, zim
@@ -149,22 +180,29 @@ class GLMM:
         contrasts: factor name -> "treatment", "sum", "helmert" or "poly".
         dtype: "float64" (default) or "float32".
         data_name: the data's name for summaries ("Data: ..." as R prints the data argument).
+        functions: functions of your own that the formulas may call, by name
+            (``{"logit": my_logit}``), each called with numeric arrays. Besides them a formula
+            may call only glmmjax's own table (README, "Security"); nothing is taken from
+            the caller's frame or from Python's builtins.
     """
 
     def __init__(self, formula: str, data, family="gaussian", *, disp=None, zi=None, reml=None,
-                 weights=None, offset=None, contrasts=None, dtype="float64", data_name=None):
+                 weights=None, offset=None, contrasts=None, dtype="float64", data_name=None, functions=None):
         args = dict(formula=formula, data=data, family=family, disp=disp, zi=zi, reml=reml, weights=weights,
-                    offset=offset, contrasts=contrasts, dtype=dtype, data_name=data_name)
+                    offset=offset, contrasts=contrasts, dtype=dtype, data_name=data_name, functions=functions)
+        functions = dict(functions or {})
         fam = get_family(family)
         zi = _check_arguments(fam, zi, disp, dtype)
-        design, zi_design = _designs(formula, data, zi, disp, contrasts, weights, offset)
+        with deep_recursion():           # formulas of thousands of terms
+            design, zi_design = _designs(formula, data, zi, disp, contrasts, weights, offset, functions)
         y, size, w = response_arrays(design, fam)
-        _check_response(fam, y, size, zi)
         blocks = order_blocks(make_blocks(design.terms) + (make_blocks(zi_design.terms, "zi") if zi_design else []))
+        _check_finite(design, blocks)
+        _check_response(fam, y, size, zi, design.X.shape[1], blocks)
         profiled, reml = _exact_lmm(fam, disp, zi, blocks, reml)
         _check_identifiable(blocks, design.nobs, profiled)
         (Xd, disp_names, disp_info), (Xzi, zi_names, zi_info) = _submodel_matrices(
-            fam, disp, zi, data, design, zi_design, profiled)
+            fam, disp, zi, data, design, zi_design, profiled, functions)
         spec = ModelSpec(fam, _layout(blocks, design.nobs, zi_design is not None), tuple(b.cov for b in blocks),
                          design.X.shape[1], Xd.shape[1], profiled=profiled, reml=reml, pz=Xzi.shape[1])
         X, Xd = np.asarray(design.X, float), np.asarray(Xd, float)
@@ -186,7 +224,7 @@ class GLMM:
             disp_formula=disp or ("~1" if fam.has_dispersion else None), disp_names=tuple(disp_names),
             disp_info=disp_info, zi_formula=zi, zi_names=tuple(zi_names), zi_info=zi_info, zi_design=zi_design,
             spec=spec, dtype=dtype, T=T, Td=Td, Xd=Xd, data=arrays, response=y, trials=size, prior_weights=w,
-            _args=args)
+            functions=functions, _args=args)
 
     def _set(self, **attributes):
         for k, v in attributes.items():
@@ -317,12 +355,25 @@ class GLMM:
                 take several times longer to compile for families with lgamma terms
                 (see glmmjax/fit/_post.py). LMMs use lme4's closed form either way.
         """
-        from .results import FitResult
-
         if hessian not in HESSIANS:
             raise ValueError(f"Unknown hessian {hessian!r}; choose one of {list(HESSIANS)}")
-
         opts = OptimizerOptions(method=method, gtol=gtol, maxiter=maxiter)
+        fit = self._fit_from(start, opts, hessian)
+        if start is not None and not fit.converged:
+            # a start in a flat region or at a saddle point stops there: the default start
+            # is tried too and the better optimum kept
+            other = self._fit_from(None, opts, hessian)
+            if other.converged and other.objective < fit.objective:
+                fit = other.with_message(
+                    "the fit from the given start= did not converge (it stopped where the objective is flat or at "
+                    f"a saddle point, logLik {-fit.objective:.6g}); refitted from the default start")
+        fit.warn()
+        return fit
+
+    def _fit_from(self, start, opts, hessian):
+        """The fit from ``start`` (None: the default start), its warnings not yet given."""
+        from .results import FitResult
+
         x0 = self.start_vector(start)
         static = dict(spec=self.spec, opts=opts, glm_start=start is None and self.family.glm_start, hessian=hessian)
         res, post = cached_call(fit_and_post, static, data=self.data, x0=x0)
@@ -337,7 +388,7 @@ class GLMM:
                 if np.isfinite(float(r2.value)) and float(r2.value) < float(res.value) - 1e-9 * abs(float(res.value)):
                     res, post = r2, p2
             notes = asymptotes(self, self.to_external(np.asarray(res.x)))
-        return FitResult.from_optimum(self, res, post, opts, notes=tuple(notes))
+        return FitResult.from_optimum(self, res, post, opts, notes=tuple(notes), emit=False)
 
     def start_vector(self, start=None):
         """The optimizer's start (its coordinates, the data's dtype) from ``start``: None
@@ -400,8 +451,8 @@ def _objective(spec, data, Tinvs, x):
 
 
 def glmm(formula: str, data, family="gaussian", *, disp=None, zi=None, reml=None, weights=None, offset=None,
-         contrasts=None, start=None, method="lbfgs", dtype="float64", **fit_kwargs):
+         contrasts=None, start=None, method="lbfgs", dtype="float64", data_name=None, functions=None, **fit_kwargs):
     """Build and fit a mixed model in one call (see GLMM and GLMM.fit)."""
     model = GLMM(formula, data, family, disp=disp, zi=zi, reml=reml, weights=weights, offset=offset,
-                 contrasts=contrasts, dtype=dtype)
+                 contrasts=contrasts, dtype=dtype, data_name=data_name, functions=functions)
     return model.fit(start=start, method=method, **fit_kwargs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 
 __all__ = ["main", "build_parser"]
@@ -76,6 +77,8 @@ def _load_data(args):
     path = args.data
     if not os.path.exists(path):
         raise ValueError(f"data file not found: {path}")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ValueError(f"--data {path}: not a regular file (a directory, a FIFO or a device); give a CSV file")
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:

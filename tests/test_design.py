@@ -252,9 +252,10 @@ def test_design_cache_keeps_designs_apart():
 
 
 def test_direct_builder_equals_patsy():
-    """Designs of plain columns (numeric, factors under any contrast, interactions of both)
-    are built without patsy once the first build has matched patsy's matrix exactly; the
-    others (calls such as log(x)) always go through patsy."""
+    """Designs of plain leaves (one-column numbers, whatever call made them, factors under any
+    contrast, interactions of both) are built without patsy once the first build has matched
+    patsy's matrix exactly; the others (a matrix-valued leaf such as poly(x, 2)) always go
+    through patsy."""
     from patsy import NAAction, build_design_matrices
 
     from glmmjax.design import _matrix
@@ -267,7 +268,8 @@ def test_direct_builder_equals_patsy():
         ("total.fruits ~ nutrient * amd * status", True),           # three-way interactions
         ("total.fruits ~ 0 + status:amd + total.x", True),          # a full-rank coding, a dotted name
         ("total.fruits ~ amd_o * nutrient", True),                  # ordered: polynomial contrasts
-        ("total.fruits ~ log(nutrient) + amd", False),
+        ("total.fruits ~ log(nutrient) + amd", True),               # glmmjax evaluates the call
+        ("total.fruits ~ poly(gen, 2) + amd", False),          # two columns from one leaf
     ]
     for formula, direct in cases:
         _matrix._DESIGNS.clear()
@@ -276,14 +278,13 @@ def test_direct_builder_equals_patsy():
         ((_, design_info, plain),) = _matrix._DESIGNS.values()
         assert (plain is not None) == direct, formula
         if direct:
-            rows = data.loc[design.rows]
-            got = _matrix._direct_matrix(design_info, rows, design.fixed_info.fixed.factor_levels, plain)
+            rows = data.iloc[design.positions]
+            bound = design.fixed_info.fixed.bind(rows)
+            got = _matrix._direct_matrix(design_info, bound, plain)
             want = np.asarray(design.fixed_info.fixed.build(rows))
             order = design.fixed_info.fixed.order
             np.testing.assert_array_equal(got[:, order][:, design.fixed_info.fixed.keep], want)
-            (patsy_matrix,) = build_design_matrices(
-                [design_info], _matrix.prepare_columns(rows, design.fixed_info.fixed.variables,
-                                                design.fixed_info.fixed.factor_levels), NA_action=NAAction(NA_types=[]))
+            (patsy_matrix,) = build_design_matrices([design_info], bound, NA_action=NAAction(NA_types=[]))
             np.testing.assert_array_equal(got, np.asarray(patsy_matrix))
             np.testing.assert_array_equal(design.X, want)
 

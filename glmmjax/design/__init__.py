@@ -11,9 +11,10 @@ as the likelihood sees it.
 from ._blocks import Block, make_blocks, order_blocks
 from ._contrasts import RHelmert, RPoly, RSum, RTreatment, level_label
 from ._data import row_labels
-from ._env import CONTRAST_NAMES, eval_env, scale
+from ._env import CONTRAST_NAMES, eval_env
+from ._evaluate import FUNCTIONS, Evaluator, Factor, FormulaError
 from ._make import ModelInfo, TermInfo, fixed_matrix, make_design, submodel_design
-from ._matrix import MatrixInfo, prepare_columns
+from ._matrix import Leaf, MatrixInfo
 from ._newdata import NewData, new_data
 from ._response import response_arrays
 from ._types import Design, RandomTerm
@@ -21,6 +22,7 @@ from ._types import Design, RandomTerm
 __all__ = [
     "Design", "RandomTerm", "make_design", "submodel_design", "fixed_matrix", "new_data", "NewData",
     "Block", "make_blocks", "order_blocks", "response_arrays",
-    "MatrixInfo", "ModelInfo", "TermInfo", "RTreatment", "RSum", "RHelmert", "RPoly", "scale",
-    "CONTRAST_NAMES", "level_label", "row_labels", "eval_env", "prepare_columns",
+    "MatrixInfo", "ModelInfo", "TermInfo", "RTreatment", "RSum", "RHelmert", "RPoly",
+    "Evaluator", "Factor", "FormulaError", "FUNCTIONS", "Leaf",
+    "CONTRAST_NAMES", "level_label", "row_labels", "eval_env",
 ]

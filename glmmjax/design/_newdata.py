@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from glmmjax.formula import parse_expression
+from glmmjax.formula import deep_recursion, parse_expression
 
 from ._data import check_columns, group_codes_for
-from ._env import evaluate
+from ._evaluate import Evaluator
 from ._types import Design
 
 __all__ = ["NewData", "new_data"]
@@ -58,7 +58,8 @@ def new_data(design: Design, newdata, *, offset=None) -> NewData:
     """
     newdata = newdata if isinstance(newdata, pd.DataFrame) else pd.DataFrame(newdata)
     info = design.fixed_info
-    X = info.fixed.build(newdata)
+    with deep_recursion():
+        X = info.fixed.build(newdata)
     codes, Zs = [], []
     for term, term_info in zip(design.terms, info.terms):
         check_columns(term_info.components, newdata, "new data")
@@ -69,8 +70,9 @@ def new_data(design: Design, newdata, *, offset=None) -> NewData:
 
 def _offset(info, newdata: pd.DataFrame, offset) -> np.ndarray:
     total = np.zeros(len(newdata))
+    ev = Evaluator(newdata, functions=info.functions, state=info.state, frozen=True)
     for expression in info.offsets:
-        total += evaluate(parse_expression(expression), newdata)
+        total += ev.numeric(parse_expression(expression), "the offset")
     if offset is not None:
         total += np.asarray(offset, dtype=float).reshape(-1)
     elif info.offset_column is not None:

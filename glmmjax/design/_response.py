@@ -8,8 +8,6 @@ with one "trial" per row.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 __all__ = ["response_arrays"]
@@ -19,6 +17,12 @@ def response_arrays(design, family):
     """(y, size, weights) as float arrays: y the successes (trials families) or the response."""
     w = np.asarray(design.weights, float)
     y = np.asarray(design.y, float)
+    if design.response_text is not None and not family.trials:
+        shown = ", ".join(repr(v) for v in design.response_text) or "(its levels)"
+        raise ValueError(
+            f"the response {design.response!r} is text, not numbers (values that are not numbers: {shown}); the "
+            f"{family.name} family needs a numeric response (only a binomial response may be a factor, its first "
+            "level the failures). If those values mark missing data, read the file with na_values=[...]")
     if not family.trials:
         if design.size is not None:
             raise ValueError(f"A cbind() response needs the binomial family, not {family.name}")
@@ -29,8 +33,6 @@ def response_arrays(design, family):
         # proportions with weights = number of trials (R's glm convention)
         if np.any((y < 0) | (y > 1)):
             raise ValueError("A binomial response given with weights must be proportions in [0, 1]")
-        succ = y * w
-        if np.any(np.abs(succ - np.round(succ)) > 1e-8):
-            warnings.warn("non-integer #successes in a binomial glm!", stacklevel=4)
-        return succ, w.copy(), np.ones_like(w)
+        # non-integer successes get R's warning from the family's response check
+        return y * w, w.copy(), np.ones_like(w)
     return y, np.ones_like(y), w

@@ -60,9 +60,13 @@ class Design:
         weights: (n,) float64 prior weights (1 if none).
         terms: the random-effect terms in formula order (after expanding ``/`` and ``||``).
         rows: the index labels of the data rows used (after dropping missing values).
+        positions: the same rows by position (a data frame's index may repeat labels).
         n_dropped: how many rows were dropped for missing values.
         dropped_columns: names of aliased fixed-effect columns that were dropped.
         fixed_info: opaque object used by ``glmmjax.design.new_data`` to rebuild X on new data.
+        response_text: for a response column of text (a factor), up to five of its values that
+            do not read as numbers (y is then R's binomial coding: 0 for the first level, 1
+            for the others); None for a numeric response.
     """
 
     formula: str
@@ -75,9 +79,11 @@ class Design:
     weights: np.ndarray
     terms: tuple
     rows: Any = None
+    positions: Any = None
     n_dropped: int = 0
     dropped_columns: tuple = ()
     fixed_info: Any = None
+    response_text: tuple | None = None
 
     @property
     def nobs(self) -> int:

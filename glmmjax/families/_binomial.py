@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp
 import numpy as np
 
+from .._warnings import DataWarning, warn
 from ._base import Family
 from ._checks import check_finite
 from ._stable import float_dtype, log_mu_pair, softplus
@@ -72,6 +73,9 @@ class Binomial(Family):
             what = "0/1 values (no size given)" if size is None else "successes <= trials (size)"
             raise ValueError(f"The {self.name} family needs {what}; "
                              f"{int(np.sum(y > n))} response value(s) exceed the number of trials")
+        if np.any(np.abs(y - np.round(y)) > 1e-8) or np.any(np.abs(n - np.round(n)) > 1e-8):
+            # R's binomial()$initialize warns and fits (the likelihood is then a quasi one)
+            warn("non-integer #successes in a binomial glm!", DataWarning)
 
     def initial_mu(self, y, size=None):
         y = np.asarray(y, dtype=float)

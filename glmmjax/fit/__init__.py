@@ -10,7 +10,13 @@
 """
 from ._asymptote import asymptotes, restart_points
 from ._batch import BatchFit, fit_batch, usable_cpus
-from ._convergence import GRAD_TOL, converged, nonconvergence_message
+from ._convergence import (
+    GRAD_TOL,
+    Convergence,
+    check_convergence,
+    converged,
+    nonconvergence_message,
+)
 from ._fit import fit_arrays
 from ._lbfgs import Boundary, fd_hessian, fd_steps
 from ._optimize import OptimizerOptions, OptResult, minimize
@@ -18,6 +24,7 @@ from ._post import HESSIANS, fit_and_post, glmm_post, lmm_post
 
 __all__ = [
     "OptimizerOptions", "OptResult", "minimize", "Boundary", "fd_hessian", "fd_steps", "fit_arrays",
-    "HESSIANS", "fit_and_post", "glmm_post", "lmm_post", "GRAD_TOL", "converged", "nonconvergence_message",
+    "HESSIANS", "fit_and_post", "glmm_post", "lmm_post",
+    "GRAD_TOL", "Convergence", "check_convergence", "converged", "nonconvergence_message",
     "asymptotes", "restart_points", "BatchFit", "fit_batch", "usable_cpus",
 ]

@@ -79,15 +79,15 @@ def fit_arrays(spec: ModelSpec, opts: OptimizerOptions, data: ModelData, x0, glm
     """Fit one dataset. Returns the optimizer result (x, value, grad, modes, iterations, hess).
 
     ``h0``: optional initial inverse Hessian of the objective at x0 (optimizer coordinates).
-    ``hessian``: a GLMM fit also returns the central-difference Hessian at the optimum,
+    ``hessian``: the fit also returns the central-difference Hessian at the optimum,
     computed in the optimizer's loop (method "lbfgs"; see _lbfgs.lbfgs).
     ``eta_start``: a GLMM's modes start at the penalized least-squares fit of this working
     response (``start_modes``) instead of 0.
     """
     bound = boundary(spec, x0)
     if spec.profiled:
-        return minimize(_objective(spec, data), x0, (), opts, h0, boundary=bound)
-    if glm_start and spec.nblocks:
+        return minimize(_objective(spec, data), x0, (), opts, h0, hessian, boundary=bound)
+    if glm_start and spec.nblocks and glm_start_spec(spec).n_params:
         glm = glm_start_spec(spec)
         rg = minimize(_objective(glm, data), glm_part(spec, x0), (), opts)
         x0 = with_glm_part(spec, x0, rg.x)

@@ -94,7 +94,12 @@ def glmm_post(spec: ModelSpec, data: ModelData, x, u, hessian: str = "fd", hess=
 
 
 @partial(jax.jit, static_argnames=("spec",))
-def lmm_post(spec: ModelSpec, data: ModelData, theta):
+def lmm_post(spec: ModelSpec, data: ModelData, theta, hess=None):
+    """The LMM's results at theta; ``hess``: the objective's Hessian in theta when the
+    optimizer computed it (else the autodiff Hessian, for the convergence check)."""
+    if hess is None:
+        hess = jax.hessian(lambda t: 0.5 * solution_deviance(spec.reml, lmm_solution(spec, t, data), data))(theta)
+
     # one factorization: the objective, its gradient and the solution's pieces together
     def objective(t):
         sol = lmm_solution(spec, t, data)
@@ -108,8 +113,8 @@ def lmm_post(spec: ModelSpec, data: ModelData, theta):
     b, cv = _modes_and_condvar(spec, s.Ls, s.u, s.F, sigma2)
     dev_ml = solution_deviance(False, s, data)
     eta = data.y - s.resid
-    return dict(objective=obj, grad=grad, beta=s.beta, sigma=jnp.sqrt(sigma2), vcov=vcov, b=b, condvar=cv,
-                Ls=s.Ls, u=s.u, eta=eta, deviance_ml=dev_ml, pwrss=s.pwrss)
+    return dict(objective=obj, grad=grad, hess=hess, beta=s.beta, sigma=jnp.sqrt(sigma2), vcov=vcov, b=b,
+                condvar=cv, Ls=s.Ls, u=s.u, eta=eta, deviance_ml=dev_ml, pwrss=s.pwrss)
 
 
 @partial(jax.jit, static_argnames=("spec", "opts", "glm_start", "hessian"))
@@ -120,9 +125,9 @@ def fit_and_post(spec: ModelSpec, opts: OptimizerOptions, data: ModelData, x0, g
     with no wait for the optimum on the host in between (a fresh process with a filled cache
     loads one executable; a warm fit makes one call). A non-finite optimum flows through the
     post-fit pass, and FitResult.from_optimum raises on it."""
-    in_loop = hessian == "fd" and opts.method == "lbfgs" and not spec.profiled
+    in_loop = hessian == "fd" and opts.method == "lbfgs"
     res = fit_arrays(spec, opts, data, x0, glm_start=glm_start, hessian=in_loop)
     if spec.profiled:
-        return res, lmm_post(spec, data, res.x)
+        return res, lmm_post(spec, data, res.x, hess=res.hess)
     given = {} if res.hess is None else dict(hess=res.hess, grad=res.grad)
     return res, glmm_post(spec, data, res.x, res.aux, hessian=hessian, **given)

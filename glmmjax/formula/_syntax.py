@@ -10,12 +10,13 @@ where it starts, so errors can say where the problem is.
 from __future__ import annotations
 
 import re
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 __all__ = [
     "Node", "Name", "Number", "String", "Arg", "Call", "BinOp", "UnaryOp", "Paren",
-    "parse_expression", "deparse",
-]
+    "parse_expression", "deparse", "deep_recursion"]
 
 
 # --------------------------------------------------------------------------- nodes
@@ -273,6 +274,19 @@ class _Parser:
         self.error(f"missing left-hand side of {tok.text!r}", tok.pos)
 
 
+@contextmanager
+def deep_recursion(limit: int = 50_000):
+    """Room for formulas of thousands of terms: ``a + b + c + ...`` is a left-deep tree, and
+    the walks over it (here, in the design, in patsy) recurse once per term, past Python's
+    default limit of 1000 frames."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def parse_expression(text: str) -> Node:
     """Parse an R formula or expression into a syntax tree.
 
@@ -294,7 +308,9 @@ def deparse(node: Node) -> str:
     if isinstance(node, Number):
         return node.text
     if isinstance(node, String):
-        return f'"{node.value}"'
+        # strings have no escapes (the tokenizer's rule), so each holds at most one kind of
+        # quote: the other kind delimits it and the text parses back to the same string
+        return f"'{node.value}'" if '"' in node.value else f'"{node.value}"'
     if isinstance(node, Call):
         args = ", ".join(deparse(a.value) if a.name is None else f"{a.name} = {deparse(a.value)}"
                          for a in node.args)

@@ -32,7 +32,6 @@ gets the intervals of its ML refit, as in lme4.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from functools import partial
 
 import jax
@@ -41,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._warnings import GlmmjaxWarning, warn
 from ..laplace import hessian_theta_log_sigma
 from ..spec import ModelSpec
 from ._parameters import disp_natural, parameters, select
@@ -206,7 +206,7 @@ def interval_bound(prof, st, side: int, zcrit: float, *, ztol=1e-5, max_steps=40
             dv = 2.0 * dv_last
         v_prev, z_prev = v, zeta
         v = walk.clip(v + dv)
-    warnings.warn(f"could not follow the profile of {st.par.name} to zeta = {target:.3g}", stacklevel=3)
+    warn(f"could not follow the profile of {st.par.name} to zeta = {target:.3g}", GlmmjaxWarning)
     return np.nan
 
 

@@ -44,7 +44,6 @@ O(m0 k0 q2 + q2^2), the costs of glmmjax's own blocked factorization. KR needs a
 from __future__ import annotations
 
 import dataclasses
-import warnings
 import weakref
 from functools import partial
 
@@ -54,6 +53,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._warnings import GlmmjaxWarning, warn
 from ..laplace import deviance_at_sigma
 from ..spec import Params, cholesky_factors
 from ._ddf_terms import anova_contrasts
@@ -152,9 +152,8 @@ def _sat_setup(fit):
     for bad, what in ((evals < -EIGEN_TOL, "negative"), (np.abs(evals) <= EIGEN_TOL, "close to zero")):
         if bad.any():
             vals = " ".join(f"{v:.1e}" for v in evals[bad])
-            warnings.warn(f"The deviance Hessian has {int(bad.sum())} eigenvalue(s) {what} ({vals}): the "
-                          "model may not have converged; those directions are dropped from vcov_varpar",
-                          stacklevel=5)
+            warn(f"The deviance Hessian has {int(bad.sum())} eigenvalue(s) {what} ({vals}): the "
+                          "model may not have converged; those directions are dropped from vcov_varpar", GlmmjaxWarning)
     pos = evals > EIGEN_TOL
     A = 2.0 * (evecs[:, pos] / evals[pos]) @ evecs[:, pos].T
     return dict(A=A, jac=jac, vcov=vcov)

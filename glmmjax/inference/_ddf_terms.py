@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from patsy import Term, build_design_matrices, design_matrix_builders
 
-from ..formula import Name, deparse, parse_expression, parse_formula, patsy_code
+from ..formula import deparse, parse_expression, parse_formula, patsy_code
 
 __all__ = ["anova_contrasts"]
 
@@ -97,9 +97,9 @@ def _type1(model) -> dict:
 
 def _term_dummies(frame, mi, factors) -> np.ndarray:
     """R's model.matrix(~ 0 + term): every factor coded by indicators of all its levels."""
-    from ..design import eval_env, prepare_columns
+    from ..design import eval_env
 
-    prepared = prepare_columns(frame, mi.variables, mi.factor_levels)
+    prepared = mi.bind(frame)
     out = np.ones((len(frame), 1))
     for f in factors:
         (info,) = design_matrix_builders([[Term([f])]], lambda: iter([prepared]), eval_env(), NA_action="raise")
@@ -117,12 +117,12 @@ def _type3(model) -> dict:
     if X.shape[1] <= 1 or len(terms) <= 1:
         return _type1(model)
     leaves = _formula_leaves(model)
-    treat = {n.name if isinstance(n, Name) else deparse(n): "treatment" for n in leaves}
-    frame = model.frame.loc[model.design.rows]
+    treat = {deparse(n): "treatment" for n in leaves}
+    frame = model.frame.iloc[model.design.positions]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        Xt, _, mit = fixed_matrix("~" + parse_formula(model.formula).fixed_r, model.frame, model.design.rows,
-                                  contrasts=treat)
+        Xt, _, mit = fixed_matrix("~" + parse_formula(model.formula).fixed_r, model.frame, model.design.positions,
+                                  contrasts=treat, functions=model.functions)
     tterms = _fixed_terms(mit)
     intercept = any(not t.factors for t in mit.design_info.terms)
     rd = [np.ones((len(frame), int(intercept)))] + [_term_dummies(frame, mit, t.factors) for t in tterms]

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import warnings
 from dataclasses import dataclass, field
 
 import jax
@@ -57,6 +56,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from .._warnings import GlmmjaxWarning, warn
 
 __all__ = ["emmeans", "EMMeans", "reference_grid"]
 
@@ -89,7 +90,7 @@ def reference_grid(fit, at=None):
     if design.fixed_info.offsets or np.any(np.asarray(design.offset) != 0):
         raise ValueError("emmeans does not support models with an offset yet (offset(...) in the "
                          "formula or the offset= argument)")
-    frame = fit.model.frame.loc[design.rows] if design.rows is not None else fit.model.frame
+    frame = fit.model.frame.iloc[design.positions] if design.positions is not None else fit.model.frame
     at = dict(at or {})
     unknown = [v for v in at if v not in info.variables]
     if unknown:
@@ -234,7 +235,7 @@ class EMMeans:
         link = self.fit.model.family.link.name
         ratio = type == "response" and link in ("log", "logit")
         if type == "response" and link not in ("log", "logit", "identity"):
-            warnings.warn(f"contrasts are still on the {link} scale", stacklevel=2)
+            warn(f"contrasts are still on the {link} scale", GlmmjaxWarning)
         sep = " / " if ratio else " - "
         groups = _by_groups(keys, list(self.by))
         rows = []

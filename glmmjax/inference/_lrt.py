@@ -18,11 +18,11 @@ lme4's ``refitML``.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from .._warnings import GlmmjaxWarning, warn
 
 __all__ = ["anova"]
 
@@ -67,13 +67,13 @@ def anova(*fits, names=None, refit: bool = True) -> pd.DataFrame:
     refitted = []
     reml = [bool(f.reml) for f in fits]
     if refit and any(reml):
-        warnings.warn(REFIT_MESSAGE, stacklevel=2)
+        warn(REFIT_MESSAGE, GlmmjaxWarning)
         for i, f in enumerate(fits):
             if reml[i]:
                 fits[i] = refit_ml(f)
                 refitted.append(labels[i])
     elif any(reml) and not all(reml):
-        warnings.warn("some models fit with REML = TRUE, some not", stacklevel=2)
+        warn("some models fit with REML = TRUE, some not", GlmmjaxWarning)
 
     npar = np.array([f.df for f in fits], dtype=float)
     order = np.argsort(npar, kind="stable")
@@ -121,7 +121,7 @@ def _names(fits, names) -> list:
         return names
     labels = [str(f.model.formula) for f in fits]
     if len(set(labels)) != len(labels):
-        warnings.warn("failed to find model names, assigning generic names", stacklevel=3)
+        warn("failed to find model names, assigning generic names", GlmmjaxWarning)
         labels = [f"MODEL{i + 1}" for i in range(len(fits))]
     return labels
 

@@ -49,7 +49,6 @@ intervals (``confint``, in _confint.py) find the crossings by root finding inste
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
@@ -60,6 +59,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._warnings import GlmmjaxWarning, warn
 from ..covariance import full_factor
 from ..fit import OptimizerOptions, minimize
 from ..laplace import deviance_at_sigma, hessian_theta_log_sigma, laplace_nll, zero_modes
@@ -283,7 +283,7 @@ class Profiler:
         self.Sigmas = [np.asarray(S, float) for S in Sig]
         self.sigma, self.beta, self.fhat = float(sigma), np.asarray(beta, float), float(f)
         if not np.isfinite(self.fhat) or np.max(np.abs(np.asarray(g)), initial=0.0) > 1e-3:
-            warnings.warn("the ML refit of the REML fit did not converge", stacklevel=3)
+            warn("the ML refit of the REML fit did not converge", GlmmjaxWarning)
         self.H = self._lmm_hessian(False)
 
     # - helpers -
@@ -415,8 +415,8 @@ class Profiler:
         f = float(f)
         d = 2.0 * (f - self.fhat)
         if d < -LOWER_TOL:
-            warnings.warn(f"profiling {st.par.name} found a deviance {-d:.3g} below the fit's: the fit had not "
-                          "converged to the optimum", stacklevel=4)
+            warn(f"profiling {st.par.name} found a deviance {-d:.3g} below the fit's: the fit had not "
+                          "converged to the optimum", GlmmjaxWarning)
         zeta = np.sign(v - st.v_hat) * np.sqrt(max(d, 0.0)) if np.isfinite(f) else np.nan
         return zeta, np.asarray(z), u, nat, f
 

@@ -43,11 +43,10 @@ insight does for glmmTMB's ``diag(x | g)``.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
+from .._warnings import GlmmjaxWarning, warn
 from ..formula import parse_formula
 
 __all__ = ["r2_nakagawa", "null_formula"]
@@ -98,8 +97,8 @@ def r2_nakagawa(fit, *, tolerance: float = 1e-5, null_fit=None) -> pd.Series:
     singular = _is_singular(fit, tolerance)
     var_random = np.nan if singular else float(sum(v for v, o in zip(parts, obs_level) if not o))
     if singular:
-        warnings.warn("Can't compute random effect variances. Some variance components equal zero. "
-                      "Your model may suffer from singularity; R2_conditional is NaN", stacklevel=2)
+        warn("Can't compute random effect variances. Some variance components equal zero. "
+                      "Your model may suffer from singularity; R2_conditional is NaN", GlmmjaxWarning)
 
     attrs = {"singular": singular}
     if fam == "gaussian":
@@ -171,8 +170,8 @@ def _block_variance(X, xnames, block, Sigma) -> float:
 def _warn_slopes(blocks, xnames):
     missing = sorted({c for b in blocks for c in b.columns if c != "(Intercept)" and c not in xnames})
     if missing:
-        warnings.warn(f"Random slopes not present as fixed effects ({', '.join(missing)}): their variances are "
-                      "left out of var_random, as insight's get_variance does", stacklevel=3)
+        warn(f"Random slopes not present as fixed effects ({', '.join(missing)}): their variances are "
+                      "left out of var_random, as insight's get_variance does", GlmmjaxWarning)
 
 
 def _is_singular(fit, tolerance: float) -> bool:
@@ -201,8 +200,8 @@ def _lognormal_variance(fit, null_fit):
                          f"with the intercept as its only fixed effect: {form!r}")
     mu = float(np.exp(null_fit.fixef.values[0]))
     if mu < 6:
-        warnings.warn(f"mu of {mu:.1f} is too close to zero, estimate of random effect variances may be "
-                      "unreliable.", stacklevel=3)
+        warn(f"mu of {mu:.1f} is too close to zero, estimate of random effect variances may be "
+                      "unreliable.", GlmmjaxWarning)
     if model.family.name == "poisson":
         v = mu
     else:  # nbinom2: Var = mu (1 + mu / theta), theta of the full model

@@ -33,12 +33,13 @@ estimates).
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from .._warnings import GlmmjaxWarning, warn
 
 __all__ = ["Anova", "TermLayout", "term_layout", "wald_anova", "wald_test"]
 
@@ -204,12 +205,11 @@ def Anova(fit, type="II") -> pd.DataFrame:
                          + (" other than the intercept (Type II does not test it)" if fit.fixef.size else ""))
     if type_ == "III" and layout.treatment_in_interaction:
         names = ", ".join(layout.treatment_in_interaction)
-        warnings.warn(
+        warn(
             f"Type III tests of main effects are meaningful only with sum-to-zero contrasts for the "
             f"factors in interactions; {names} use treatment contrasts, so the tests of the terms "
             f"marginal to the interaction depend on the reference levels (refit with contrasts="
-            f"{{{', '.join(repr(n) + ': ' + repr('sum') for n in layout.treatment_in_interaction)}}})",
-            stacklevel=2)
+            f"{{{', '.join(repr(n) + ': ' + repr('sum') for n in layout.treatment_in_interaction)}}})", GlmmjaxWarning)
     table = wald_anova(fit.fixef.values, fit.vcov.values, layout, type_)
     table.attrs["heading"] = f"Analysis of Deviance Table (Type {type_} Wald chisquare tests)"
     table.attrs["response"] = model.design.response

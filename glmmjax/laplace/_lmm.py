@@ -43,8 +43,8 @@ from ..spec import ModelData, ModelSpec, Params, cholesky_factors, scaled_z
 from . import _blocked as blk
 from . import _smallk as smallk
 
-__all__ = ["LmmSolution", "SigmaDeviance", "CrossProducts", "lmm_solution", "deviance", "solution_deviance",
-           "lmm_objective", "deviance_at_sigma", "hessian_theta_log_sigma", "crossproducts",
+__all__ = ["LmmSolution", "SigmaDeviance", "CrossProducts", "ols_residual", "lmm_solution", "deviance",
+           "solution_deviance", "lmm_objective", "deviance_at_sigma", "hessian_theta_log_sigma", "crossproducts",
            "lmm_objective_crossproducts"]
 
 
@@ -85,8 +85,8 @@ def lmm_solution(spec: ModelSpec, theta, data: ModelData) -> LmmSolution:
     Ls = cholesky_factors(spec, prm.thetas)
     Zl = scaled_z(data, Ls)
     w = data.weights
-    y = data.y - data.offset
     X = data.X
+    y, beta_ols = ols_residual(X, w, data.y - data.offset)
     lay = spec.layout
     F = blk.factorize(lay, Zl, data.codes, w)
     cu = blk.solve_lower(lay, F, tuple(_seg(z, c, m, w * y) for z, c, m in zip(Zl, data.codes, lay.nlevels)))
@@ -102,7 +102,29 @@ def lmm_solution(spec: ModelSpec, theta, data: ModelData) -> LmmSolution:
         fitted = fitted + jnp.sum(z * ub[c], axis=1)
     res = y - fitted
     pwrss = jnp.sum(w * res * res) + sum(jnp.sum(ub * ub) for ub in u)
-    return LmmSolution(F, LX, beta, u, pwrss, Ls, res)
+    return LmmSolution(F, LX, beta + beta_ols, u, pwrss, Ls, res)
+
+
+def ols_residual(X, w, y):
+    """(y - X beta_OLS, beta_OLS), the weighted least-squares fit refined once.
+
+    beta is profiled out, so the PLS problem of y and of y - X c are the same for any c, the
+    solution's beta shifted by c. Solving it for the OLS residual keeps the sums of squares
+    free of the response's mean: the cross-product identity r^2 = y'Wy - |c_u|^2 - |c_beta|^2
+    cancels y'Wy, which for a response around 1e7 or 1e9 (a shifted time, a large count)
+    leaves rounding of the order of the residual variance itself. One refinement step
+    removes the normal equations' own error (relative cond(X'WX) eps |y|).
+    """
+    p = X.shape[1]
+    if p == 0:
+        return y, jnp.zeros(0, y.dtype)
+    XtWX = X.T @ (w[:, None] * X)
+    beta = jnp.zeros(p, y.dtype)
+    r = y
+    for _ in range(2):
+        step = jnp.linalg.solve(XtWX, X.T @ (w * r))
+        beta, r = beta + step, r - X @ step
+    return r, beta
 
 
 def deviance(ldH, ldX, pwrss, n, p, sumlogw, reml, sigma2=None):
@@ -179,8 +201,8 @@ class CrossProducts(NamedTuple):
 def crossproducts(spec: ModelSpec, data: ModelData) -> CrossProducts:
     """The products of Z, X and y (one grouping factor) that do not change with theta."""
     w = data.weights
-    y = data.y - data.offset
     X, Z, c = data.X, data.Z[0], data.codes[0]
+    y, _ = ols_residual(X, w, data.y - data.offset)
     m = spec.layout.nlevels[0]
     wz = w[:, None] * Z
     return CrossProducts(

@@ -20,6 +20,8 @@ UNROLL_K = 6
 def cholesky(A):
     """Lower Cholesky factor of each (k, k) block of A (m, k, k)."""
     k = A.shape[-1]
+    if k == 0:                 # no fixed effects (y ~ 0 + (1|g)): an empty factor
+        return A
     if k > UNROLL_K:
         return jnp.linalg.cholesky(A)
     L = [[None] * k for _ in range(k)]
@@ -40,6 +42,8 @@ def _bcast(v, b):
 def solve_lower(L, b):
     """x with L x = b, for L (m, k, k) lower triangular and b (m, k, ...)."""
     k = L.shape[-1]
+    if k == 0:
+        return b
     if k > UNROLL_K:
         m = b.shape[0]
         x = jax.lax.linalg.triangular_solve(L, b.reshape(m, k, -1), left_side=True, lower=True)
@@ -56,6 +60,8 @@ def solve_lower(L, b):
 def solve_upper(L, b):
     """x with L' x = b, for L (m, k, k) lower triangular and b (m, k, ...)."""
     k = L.shape[-1]
+    if k == 0:
+        return b
     if k > UNROLL_K:
         m = b.shape[0]
         x = jax.lax.linalg.triangular_solve(L, b.reshape(m, k, -1), left_side=True, lower=True, transpose_a=True)

@@ -7,20 +7,33 @@ computed there (numpy / pandas on the host). Methods that need new data or rando
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from .._warnings import ConvergenceWarning, DataWarning, SingularFitWarning, warn
 from ..families import Family
-from ..fit import converged, nonconvergence_message
+from ..fit import Convergence, check_convergence, nonconvergence_message
 from ..spec import Params
 
 __all__ = ["FitResult"]
 
 SINGULAR_TOL = 1e-4     # lme4's isSingular tolerance on the (relative) Cholesky diagonal
+RUNAWAY_SE = 1e3        # a fixed effect's SE times its column's root mean square above this runs away
+
+
+def _runaway_coefficients(fit) -> list:
+    """Fixed effects whose standard error, on the scale of their column (SE x rms(X_j): the
+    optimizer's orthonormalized coordinates up to rotation), exceeds RUNAWAY_SE."""
+    X = np.asarray(fit.model.design.X, float)
+    if X.shape[1] == 0 or fit.is_lmm:
+        return []
+    rms = np.sqrt(np.mean(X * X, axis=0))
+    with np.errstate(invalid="ignore"):
+        scaled = np.sqrt(np.abs(np.diag(fit.vcov.values))) * rms
+    return [nm for nm, s in zip(fit.fixef.index, scaled) if not np.isfinite(s) or s > RUNAWAY_SE]
 
 
 def _np(a):
@@ -53,12 +66,16 @@ class FitResult:
     deviance_ml: float | None = None
     messages: tuple = ()
     boundary_checked: bool = True   # every variance parameter at 0 checked by the optimizer (fit/_convergence.py)
+    convergence: Convergence | None = None  # lme4's criterion at the optimum (fit/_convergence.py)
+    warning_classes: tuple = ()    # the category of each message (glmmjax/_warnings.py)
+    hessian_opt: np.ndarray | None = None  # the objective's Hessian in the optimizer's coordinates
 
     # -- construction ------------------------------------------------------------------
     @classmethod
-    def from_optimum(cls, model, res, post, opts, notes=()) -> "FitResult":
+    def from_optimum(cls, model, res, post, opts, notes=(), emit=True) -> "FitResult":
         """The result from ``fit_and_post``'s optimizer result ``res`` and post-fit pass ``post``;
-        ``notes``: further warnings about the optimum (fit/_asymptote.py), given and recorded."""
+        ``notes``: further warnings about the optimum (fit/_asymptote.py), recorded in
+        ``messages``; ``emit``: give the warnings now (else ``warn()`` gives them)."""
         spec = model.spec
         x = res.x
         msgs = []
@@ -86,9 +103,8 @@ class FitResult:
             pnames = model.parameter_names()
             vcov_all, ok = _invert_hessian(hess)
             if not ok:
-                msgs.append("non-positive-definite Hessian matrix: standard errors of the fixed effects are "
-                            "conditional on the variance parameters")
-                warnings.warn(msgs[-1], stacklevel=3)
+                msgs.append(("non-positive-definite Hessian matrix: standard errors of the fixed effects are "
+                             "conditional on the variance parameters", ConvergenceWarning))
                 sl = spec.slices()["beta"]
                 vcov = np.linalg.pinv(hess[sl, sl])
             else:
@@ -102,6 +118,12 @@ class FitResult:
                 sigma = float(np.exp(0.5 * _np(prm.betad)[0])) if len(model.disp_names) == 1 else None
         grad = _np(post["grad"])
         grad_opt = _np(post.get("grad_opt", post["grad"]))
+        checked = bool(res.boundary_checked) if res.boundary_checked is not None else True
+        x_opt = _np(res.x)
+        scale = 1.0 if spec.profiled or sigma is None else sigma
+        at_zero = [i for i in spec.variance_coordinates() if abs(x_opt[i]) < SINGULAR_TOL * scale]
+        conv = check_convergence(float(post["objective"]), grad_opt, _np(post["hess"]), at_zero, checked,
+                                 model.parameter_names())
         fit = cls(
             model=model, x=_np(x), objective=float(post["objective"]), grad=grad, grad_opt=grad_opt,
             iterations=int(res.iterations), method=opts.method,
@@ -111,18 +133,33 @@ class FitResult:
             extra=extra, eta=_np(post["eta"]), modes=tuple(_np(b) for b in post["b"]),
             condvar=tuple(_np(c) for c in post["condvar"]), hessian=hess, vcov_full=vcov_full,
             deviance_ml=float(post["deviance_ml"]) if spec.profiled else None,
-            boundary_checked=bool(res.boundary_checked) if res.boundary_checked is not None else True,
+            boundary_checked=checked, convergence=conv, hessian_opt=_np(post["hess"]),
         )
         if not fit.converged:
-            msgs.append(nonconvergence_message(fit.objective, fit.max_grad, fit.boundary_checked))
-            warnings.warn(msgs[-1], stacklevel=3)
+            msgs.append((nonconvergence_message(fit.objective, conv, checked), ConvergenceWarning))
         if fit.is_singular:
-            msgs.append("boundary (singular) fit: see help('isSingular')")
-            warnings.warn(msgs[-1], stacklevel=3)
-        for note in notes:
-            msgs.append(note)
-            warnings.warn(note, stacklevel=3)
-        return dataclasses.replace(fit, messages=tuple(msgs))
+            msgs.append(("boundary (singular) fit: see help('isSingular')", SingularFitWarning))
+        runaway = _runaway_coefficients(fit)
+        if runaway:
+            msgs.append((f"fixed effect(s) {', '.join(map(repr, runaway))} have standard errors above {RUNAWAY_SE:g} "
+                         "on the scale of their column: the estimate runs to infinity (complete separation in a "
+                         "binomial model, or a level or group whose responses are all 0)", DataWarning))
+        msgs += [(note, ConvergenceWarning) for note in notes]
+        fit = dataclasses.replace(fit, messages=tuple(m for m, _ in msgs), warning_classes=tuple(c for _, c in msgs))
+        if emit:
+            fit.warn()
+        return fit
+
+    def warn(self):
+        """Give the fit's messages as warnings (ConvergenceWarning, SingularFitWarning),
+        attributed to the caller's line."""
+        for m, c in zip(self.messages, self.warning_classes):
+            warn(m, c)
+
+    def with_message(self, message: str, category=ConvergenceWarning) -> "FitResult":
+        """The same fit with one more message (recorded; given by ``warn()``)."""
+        return dataclasses.replace(self, messages=self.messages + (message,),
+                                   warning_classes=self.warning_classes + (category,))
 
     # -- convergence -------------------------------------------------------------------
     @property
@@ -140,9 +177,10 @@ class FitResult:
 
     @property
     def converged(self) -> bool:
-        """The criterion of fit/_convergence.py: a finite objective, max|grad| <= 1e-3 and
-        every variance parameter at 0 checked."""
-        return converged(self.objective, self.max_grad, self.boundary_checked)
+        """lme4's criterion (fit/_convergence.py): a finite objective, the deviance's scaled
+        gradient below 0.002 (boundary parameters left out of the Hessian), no negative
+        curvature away from the boundary, every variance parameter at 0 checked."""
+        return bool(self.convergence.converged)
 
     @property
     def is_singular(self) -> bool:

@@ -102,7 +102,7 @@ def _response(model, ds: Dataset):
     col = model.design.response
     if col.startswith("cbind("):
         col = col[len("cbind("):].split(",")[0].strip()
-    return ds.data[col].to_numpy()[np.asarray(model.design.rows)]
+    return ds.data[col].to_numpy()[np.asarray(model.design.positions)]
 
 
 def groups(ids: list) -> list:
