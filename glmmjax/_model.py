@@ -415,7 +415,7 @@ class GLMM:
         return jnp.asarray(self.to_internal(x0), self.data.y.dtype)
 
     def fit_batch(self, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, strategy="auto", threads=None,
-                  chunk=None):
+                  chunk=None, check_hessian=False):
         """Fit many responses of the same design in one compiled computation.
 
         Arguments:
@@ -428,6 +428,9 @@ class GLMM:
                 run as "chunked"), or "auto": vmap on GPU/TPU; on CPU threads when the
                 process may use several CPUs, else chunked (see fit/_batch.py).
             threads: number of threads for "threads" (default: the CPUs the process may use).
+            check_hessian: judge each fit's convergence by lme4's criterion with the Hessian
+                (as ``fit()``; it costs 2 p gradient evaluations per dataset); by default
+                the gradient alone (fit/_convergence.py).
             chunk: datasets per vectorized chunk for "chunked" and "threads" (1: lax.map;
                 default 2, the fastest on a 2-core CPU, see fit/_batch.py).
 
@@ -435,7 +438,7 @@ class GLMM:
             A BatchFit with per-dataset estimates, log-likelihoods and convergence flags.
         """
         return fit_batch(self, Y, start=start, method=method, gtol=gtol, maxiter=maxiter, strategy=strategy,
-                         chunk=chunk, threads=threads)
+                         chunk=chunk, threads=threads, check_hessian=check_hessian)
 
     def __repr__(self):
         return f"GLMM({self.formula!r}, family={self.family!r}, nobs={self.design.nobs})"

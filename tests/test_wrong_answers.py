@@ -157,3 +157,16 @@ def test_batched_refits_reach_each_rows_own_optimum(singular):
     batch = _quiet(model.fit_batch, Y, start=f0, strategy="map")
     singles = np.array([_quiet(gj.glmm, "y ~ x + (1|g)", d.assign(y=y), reml=False).loglik for y in Y])
     assert np.all(batch.loglik >= singles - 1e-4)
+
+
+def test_fit_batch_can_judge_convergence_with_the_hessian(sleep):
+    # refits started in the flat region: the gradient alone cannot tell, the Hessian can
+    model = gj.GLMM("Reaction ~ Days + (Days|Subject)", sleep)
+    Y = _quiet(model.fit).simulate(nsim=2, seed=3)
+    start = np.array([1e6, 0.0, 1e6])
+    plain = _quiet(model.fit_batch, Y, start=start, strategy="map")
+    checked = _quiet(model.fit_batch, Y, start=start, strategy="map", check_hessian=True)
+    assert plain.converged.all()                 # |grad| ~ 1e-6: the gradient test passes
+    assert not checked.converged.any()           # lme4's criterion: a saddle, not converged
+    good = _quiet(model.fit_batch, Y, strategy="map", check_hessian=True)
+    assert good.converged.all() and np.all(good.loglik > checked.loglik + 100)

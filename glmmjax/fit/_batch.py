@@ -39,7 +39,7 @@ import pandas as pd
 
 from ..laplace import lmm_objective, lmm_solution
 from ._asymptote import asymptotes
-from ._convergence import converged
+from ._convergence import check_convergence, converged
 from ._fit import fit_arrays
 from ._optimize import OptimizerOptions
 
@@ -74,25 +74,27 @@ class BatchFit:
         return len(self.loglik)
 
 
-def _one(spec, opts, glm_start, data, x0, h0, ye):
+def _one(spec, opts, glm_start, hessian, data, x0, h0, ye):
     y, eta_start = ye
-    res = fit_arrays(spec, opts, data.with_response(y), x0, glm_start=glm_start, h0=h0, eta_start=eta_start)
-    return res.x, res.value, res.grad, res.iterations, res.boundary_checked
+    res = fit_arrays(spec, opts, data.with_response(y), x0, glm_start=glm_start, h0=h0, eta_start=eta_start,
+                     hessian=hessian)
+    out = (res.x, res.value, res.grad, res.iterations, res.boundary_checked)
+    return out + (res.hess,) if hessian else out
 
 
-@partial(jax.jit, static_argnames=("spec", "opts", "glm_start"))
-def _map(spec, opts, glm_start, data, x0, h0, Y, E):
-    return jax.lax.map(lambda ye: _one(spec, opts, glm_start, data, x0, h0, ye), (Y, E))
+@partial(jax.jit, static_argnames=("spec", "opts", "glm_start", "hessian"))
+def _map(spec, opts, glm_start, hessian, data, x0, h0, Y, E):
+    return jax.lax.map(lambda ye: _one(spec, opts, glm_start, hessian, data, x0, h0, ye), (Y, E))
 
 
-@partial(jax.jit, static_argnames=("spec", "opts", "glm_start"))
-def _vmap(spec, opts, glm_start, data, x0, h0, Y, E):
-    return jax.vmap(lambda y, e: _one(spec, opts, glm_start, data, x0, h0, (y, e)))(Y, E)
+@partial(jax.jit, static_argnames=("spec", "opts", "glm_start", "hessian"))
+def _vmap(spec, opts, glm_start, hessian, data, x0, h0, Y, E):
+    return jax.vmap(lambda y, e: _one(spec, opts, glm_start, hessian, data, x0, h0, (y, e)))(Y, E)
 
 
-@partial(jax.jit, static_argnames=("spec", "opts", "glm_start", "chunk"))
-def _chunked(spec, opts, glm_start, data, x0, h0, Y, E, chunk):
-    return jax.lax.map(lambda ye: _one(spec, opts, glm_start, data, x0, h0, ye), (Y, E), batch_size=chunk)
+@partial(jax.jit, static_argnames=("spec", "opts", "glm_start", "hessian", "chunk"))
+def _chunked(spec, opts, glm_start, hessian, data, x0, h0, Y, E, chunk):
+    return jax.lax.map(lambda ye: _one(spec, opts, glm_start, hessian, data, x0, h0, ye), (Y, E), batch_size=chunk)
 
 
 def _eta_start(model, Y):
@@ -139,7 +141,7 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _threads(spec, opts, glm_start, data, x0, h0, Y, E, n_threads, chunk):
+def _threads(spec, opts, glm_start, hessian, data, x0, h0, Y, E, n_threads, chunk):
     """Equal parts of the rows, each fitted by the same compiled computation (``_chunked``,
     or ``_map`` for chunk 1) from its own host thread; XLA releases the GIL while it runs."""
     B = Y.shape[0]
@@ -152,9 +154,9 @@ def _threads(spec, opts, glm_start, data, x0, h0, Y, E, n_threads, chunk):
     def run(i):
         part = jnp.asarray(Y[i * size:(i + 1) * size]), jnp.asarray(E[i * size:(i + 1) * size])
         if chunk == 1:
-            out = _map(spec, opts, glm_start, data, x0, h0, *part)
+            out = _map(spec, opts, glm_start, hessian, data, x0, h0, *part)
         else:
-            out = _chunked(spec, opts, glm_start, data, x0, h0, *part, chunk)
+            out = _chunked(spec, opts, glm_start, hessian, data, x0, h0, *part, chunk)
         return [np.asarray(o) for o in out]
 
     with ThreadPoolExecutor(n_threads) as pool:
@@ -169,7 +171,7 @@ def _auto_strategy(n_datasets: int) -> str:
 
 
 def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, strategy="auto",
-              threads=None, chunk=None) -> BatchFit:
+              threads=None, chunk=None, check_hessian=False) -> BatchFit:
     """Fit every row of ``Y`` with ``model``'s design (see GLMM.fit_batch)."""
     Y = np.asarray(Y, dtype=float)
     chunk = CHUNK if chunk is None else chunk
@@ -196,8 +198,9 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
     h0 = None if h0 is None else jnp.asarray(h0, dt)
     E = _eta_start(model, Y).astype(dt)
     Yd = Y.astype(dt)
-    run = partial(_run, model, opts, strategy, threads, chunk)
-    x, value, grad, its, checked = run(glm_start, x0, h0, Yd, E)
+    hessian = bool(check_hessian) and method == "lbfgs"
+    run = partial(_run, model, opts, strategy, threads, chunk, hessian)
+    x, value, grad, its, checked, *hess = run(glm_start, x0, h0, Yd, E)
     at_limit = [bool(a) for a in asymptotes(model, x @ model.jacobian_external().T)] if not model.spec.profiled else []
     if any(at_limit):
         # rows at an asymptote: refitted from the interior start, the better optimum kept
@@ -206,9 +209,15 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
         interior = jnp.asarray(model.to_internal(model.start()), dt)
         again = run(False, interior, None, Yd[rows], E[rows])
         better = np.isfinite(again[1]) & (again[1] < value[rows] - 1e-9 * np.abs(value[rows]))
-        for full, part in zip((x, value, grad, its, checked), again):
+        for full, part in zip((x, value, grad, its, checked, *hess), again):
             full[rows[better]] = part[better]
+    if hessian:
+        # lme4's criterion row by row (fit/_convergence.py), boundary parameters left out
+        coords = model.spec.variance_coordinates()
+        ok = np.array([check_convergence(v, g, H, [i for i in coords if abs(xi[i]) < 1e-4], c).converged
+                       for v, g, H, xi, c in zip(value, grad, hess[0], x, checked)])
     J = model.jacobian_external()
+    max_grad_opt = np.max(np.abs(grad), axis=1) if grad.shape[1] else np.zeros(len(x))
     x = np.asarray(x, float) @ J.T
     grad = np.asarray(grad, float) @ np.linalg.inv(J)
     max_grad = np.max(np.abs(grad), axis=1) if grad.shape[1] else np.zeros(len(x))
@@ -221,17 +230,18 @@ def fit_batch(model, Y, *, start=None, method="lbfgs", gtol=1e-6, maxiter=500, s
     else:
         fixef = params[list(model.fixed_names)].copy()
     return BatchFit(params=params, fixef=fixef, loglik=-value, max_grad=max_grad,
-                    converged=converged(value, max_grad, np.asarray(checked)),
+                    converged=ok if hessian else converged(value, max_grad_opt, np.asarray(checked)),
                     iterations=np.asarray(its), strategy=strategy)
 
 
-def _run(model, opts, strategy, threads, chunk, glm_start, x0, h0, Yd, E):
+def _run(model, opts, strategy, threads, chunk, hessian, glm_start, x0, h0, Yd, E):
     """The batch's fits in the optimizer's coordinates, as host arrays (x, value, grad,
     iterations, boundary_checked)."""
     if strategy == "threads":
-        out = _threads(model.spec, opts, glm_start, model.data, x0, h0, Yd, E, threads or usable_cpus(), int(chunk))
+        out = _threads(model.spec, opts, glm_start, hessian, model.data, x0, h0, Yd, E, threads or usable_cpus(),
+                       int(chunk))
     else:
-        args = (model.spec, opts, glm_start, model.data, x0, h0, jnp.asarray(Yd), jnp.asarray(E))
+        args = (model.spec, opts, glm_start, hessian, model.data, x0, h0, jnp.asarray(Yd), jnp.asarray(E))
         if strategy == "map":
             out = _map(*args)
         elif strategy == "vmap":
