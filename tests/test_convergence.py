@@ -80,30 +80,6 @@ def test_glmm_started_at_zero_reaches_glmer():
     assert fit.converged and not fit.is_singular
 
 
-def test_batch_from_a_singular_fit_leaves_the_boundary():
-    # the parametric-bootstrap recipe started at a singular fit: the refits of responses
-    # simulated with a large intercept variance must not stay at variance 0
-    import pandas as pd
-
-    rng = np.random.default_rng(3)
-    g = np.repeat(np.arange(30), 4)
-    x = rng.normal(size=g.size)
-    e = rng.normal(size=g.size)
-    e = e - np.bincount(g, e)[g] / 4            # no variation between the groups' means: a singular fit
-    data = pd.DataFrame({"x": x, "g": g.astype(str), "y": 1 + 0.5 * x + e})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = gj.GLMM("y ~ x + (1|g)", data, reml=False)
-        f0 = model.fit(start=[0.0])
-        Y = np.stack([1 + 0.5 * x + rng.normal(0, s, 30)[g] + rng.normal(size=g.size) for s in (0.0, 0.5, 1.0, 2.0)])
-        batch = model.fit_batch(Y, start=f0, strategy="map")
-        singles = [gj.glmm("y ~ x + (1|g)", data.assign(y=y), reml=False) for y in Y]
-    assert f0.is_singular
-    np.testing.assert_allclose(batch.loglik, [f.loglik for f in singles], rtol=1e-9)
-    assert batch.converged.all()
-    assert np.abs(batch.params.values[1:, 0]).min() > 0.2   # left 0 where the variance is large
-
-
 def test_a_zero_inflation_at_its_asymptote_is_named():
     # a Poisson response with no zero-inflation at all: the zi intercept runs to -infinity,
     # where the likelihood levels off; the fit says so

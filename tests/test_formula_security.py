@@ -106,7 +106,7 @@ def test_a_column_named_like_a_builtin_is_data(sleep):
     d = sleep.rename(columns={"Days": "__import__"}).assign(eval=sleep.Days ** 2)
     fit = gj.glmm("Reaction ~ `__import__` + eval + (1|Subject)", d)
     ref = gj.glmm("Reaction ~ Days + I(Days^2) + (1|Subject)", sleep)
-    assert list(fit.fixef.index) == ["(Intercept)", "__import__", "eval"]
+    assert list(fit.fixef.index) == ["(Intercept)", "`__import__`", "eval"]   # R's name for it
     assert fit.loglik == pytest.approx(ref.loglik, rel=1e-10)
 
 
